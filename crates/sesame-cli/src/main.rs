@@ -1,0 +1,3 @@
+//! The `sesame` command.
+
+fn main() {}

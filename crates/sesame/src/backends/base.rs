@@ -1,0 +1,261 @@
+//! The store boundary: what every session store does, and the rules it keeps.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sesame_codec::SessionMap;
+use time::OffsetDateTime;
+
+use crate::{Error, Result, SessionKey};
+
+/// How many fresh keys [`create_unique`] tries before giving up.
+pub const CREATE_ATTEMPTS: usize = 8;
+
+/// A stored session: its contents, when it expires, and the version it was read at.
+#[derive(Clone, PartialEq)]
+pub struct Record {
+    /// The session's contents (including `_session_expiry` when set).
+    pub data: SessionMap,
+    /// When the record stops being loadable.
+    pub expires_at: OffsetDateTime,
+    /// The version the record was loaded at; `None` for a record built in memory.
+    /// [`SessionStore::save`] writes only while the stored version still equals it.
+    pub version: Option<Version>,
+}
+
+impl Record {
+    /// A new record, not yet stored.
+    #[must_use]
+    pub fn new(data: SessionMap, expires_at: OffsetDateTime) -> Self {
+        Self {
+            data,
+            expires_at,
+            version: None,
+        }
+    }
+
+    /// Whether the record has expired at `now`.
+    #[must_use]
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at <= now
+    }
+}
+
+impl fmt::Debug for Record {
+    // Session data never reaches a log line through Debug.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("data", &format_args!("<{} keys>", self.data.len()))
+            .field("expires_at", &self.expires_at)
+            .field("version", &self.version.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+/// An opaque token for the state a record was read in: a compare-and-swap version.
+///
+/// Each store derives it from what it read: the stored `session_data` for SQL,
+/// a counter for memory, a CAS token for Memcached.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Version(Bytes);
+
+impl Version {
+    /// A version made of these bytes.
+    pub fn new(bytes: impl Into<Bytes>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// A version made of a counter.
+    #[must_use]
+    pub fn from_u64(n: u64) -> Self {
+        Self(Bytes::copy_from_slice(&n.to_be_bytes()))
+    }
+
+    /// The token's bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The token as text, when it is UTF-8 (as stored `session_data` is).
+    #[must_use]
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+}
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Version(<{} bytes>)", self.0.len())
+    }
+}
+
+/// What a successful write returns: the key the record is stored under and its new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    /// The key the record now lives under.
+    pub key: SessionKey,
+    /// The version a later conditional save must present.
+    pub version: Version,
+}
+
+/// A place sessions are kept: Django's `SessionBase` storage methods.
+///
+/// Every store passes the `sesame-conformance` suites unchanged; these are
+/// the rules they check.
+///
+/// - [`load`](Self::load) never returns an expired record, and fills
+///   [`Record::version`].
+/// - [`create`](Self::create) stores under a fresh key and **never
+///   overwrites** an existing record (Django's `save(must_create=True)`):
+///   use the store's insert-if-absent and [`create_unique`] for retries.
+/// - [`save`](Self::save) writes only if the stored version still equals
+///   `record.version` (`None` writes unconditionally): a mismatch is
+///   [`Error::Conflict`], a record that no longer exists (deleted or expired)
+///   is [`Error::Missing`] — a save never re-creates a record.
+/// - [`delete`](Self::delete) is idempotent.
+/// - [`clear_expired`](Self::clear_expired) removes only expired records and
+///   returns how many (stores with native expiry return 0).
+///
+/// Shown with `async fn`; implementations may write `async fn` directly.
+///
+/// # Django
+///
+/// `SessionBase.load`, `create`, `save`, `delete`, `exists` and
+/// `clear_expired`; the dict-like half of `SessionBase` is [`Session`](crate::Session).
+#[doc(alias = "SessionBase")]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Loads the live record stored under `key`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] when the stored data cannot be decoded, or a
+    /// backend error when the store fails.
+    fn load(&self, key: &SessionKey) -> impl Future<Output = Result<Option<Record>>> + Send;
+
+    /// Stores `record` under a fresh key, never overwriting.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyCollision`] if no free key was found, or a backend error.
+    fn create(&self, record: &Record) -> impl Future<Output = Result<Saved>> + Send;
+
+    /// Replaces the record stored under `key`, if its version still matches.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] on a version mismatch, [`Error::Missing`] when no
+    /// live record exists under `key`, or a backend error.
+    fn save(&self, key: &SessionKey, record: &Record)
+    -> impl Future<Output = Result<Saved>> + Send;
+
+    /// Deletes the record under `key`; deleting a missing record succeeds.
+    ///
+    /// # Errors
+    ///
+    /// A backend error when the store fails.
+    fn delete(&self, key: &SessionKey) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether a live record exists under `key`.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    fn exists(&self, key: &SessionKey) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(self.load(key).await?.is_some()) }
+    }
+
+    /// Moves the expiry of the record under `key` to `until` without changing its data.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Missing`] when no live record exists, or a backend error.
+    fn touch(
+        &self,
+        key: &SessionKey,
+        until: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let mut record = self.load(key).await?.ok_or(Error::Missing)?;
+            record.expires_at = until;
+            self.save(key, &record).await.map(|_| ())
+        }
+    }
+
+    /// Removes every expired record and returns how many were removed.
+    ///
+    /// # Errors
+    ///
+    /// A backend error when the store fails.
+    #[doc(alias = "clearsessions")]
+    fn clear_expired(&self) -> impl Future<Output = Result<u64>> + Send {
+        async { Ok(0) }
+    }
+}
+
+/// Runs `attempt` with fresh random keys until one is not taken.
+///
+/// `attempt` must insert only if the key is absent and return
+/// [`Error::KeyCollision`] otherwise; any other error ends the loop.
+///
+/// # Errors
+///
+/// [`Error::KeyCollision`] after [`CREATE_ATTEMPTS`] collisions, or the first
+/// other error `attempt` returns.
+///
+/// # Django
+///
+/// The retry loop of `SessionStore.create()` around `CreateError`.
+pub async fn create_unique<F, Fut>(mut attempt: F) -> Result<Saved>
+where
+    F: FnMut(SessionKey) -> Fut,
+    Fut: Future<Output = Result<Saved>>,
+{
+    for _ in 0..CREATE_ATTEMPTS {
+        match attempt(SessionKey::generate()).await {
+            Err(Error::KeyCollision) => {}
+            other => return other,
+        }
+    }
+    Err(Error::KeyCollision)
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Object-safe twin of [`SessionStore`], so `Session` need not be generic.
+pub(crate) trait ErasedStore: Send + Sync + 'static {
+    fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Record>>>;
+    fn create<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<Saved>>;
+    fn save<'a>(&'a self, key: &'a SessionKey, record: &'a Record) -> BoxFuture<'a, Result<Saved>>;
+    fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<()>>;
+    fn touch<'a>(&'a self, key: &'a SessionKey, until: OffsetDateTime)
+    -> BoxFuture<'a, Result<()>>;
+}
+
+impl<S: SessionStore> ErasedStore for S {
+    fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Record>>> {
+        Box::pin(SessionStore::load(self, key))
+    }
+    fn create<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<Saved>> {
+        Box::pin(SessionStore::create(self, record))
+    }
+    fn save<'a>(&'a self, key: &'a SessionKey, record: &'a Record) -> BoxFuture<'a, Result<Saved>> {
+        Box::pin(SessionStore::save(self, key, record))
+    }
+    fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<()>> {
+        Box::pin(SessionStore::delete(self, key))
+    }
+    fn touch<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        until: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(SessionStore::touch(self, key, until))
+    }
+}
+
+/// A shared, type-erased store handle.
+pub(crate) type DynStore = Arc<dyn ErasedStore>;

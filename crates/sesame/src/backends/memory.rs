@@ -1,0 +1,192 @@
+//! `MemoryStore`: sessions in this process's memory.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sesame_codec::SessionMap;
+use time::OffsetDateTime;
+
+use super::base::{Record, Saved, SessionStore, Version, create_unique};
+use crate::{Error, Result, SessionKey};
+
+/// Sessions kept in this process's memory: for tests, examples and single
+/// process apps that can lose sessions on restart.
+///
+/// Cloning is cheap and clones share the same sessions.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use sesame::backends::{MemoryStore, Record, SessionStore};
+/// use time::{Duration, OffsetDateTime};
+///
+/// let store = MemoryStore::new();
+/// let record = Record::new(Default::default(), OffsetDateTime::now_utc() + Duration::hours(1));
+/// let saved = store.create(&record).await.unwrap();
+/// assert!(store.exists(&saved.key).await.unwrap());
+/// store.delete(&saved.key).await.unwrap();
+/// assert!(!store.exists(&saved.key).await.unwrap());
+/// # }
+/// ```
+///
+/// # Django
+///
+/// Django has no in-memory engine; its closest is the `cache` engine on
+/// `LocMemCache`.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: Mutex<HashMap<SessionKey, Stored>>,
+    next_version: AtomicU64,
+}
+
+struct Stored {
+    data: SessionMap,
+    expires_at: OffsetDateTime,
+    version: u64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many records the store holds, expired ones included.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether the store holds no records at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<SessionKey, Stored>> {
+        // A panic while holding the lock cannot leave the map half-written
+        // (every write is a single insert or remove), so a poisoned lock is
+        // still safe to use.
+        self.inner
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn next_version(&self) -> u64 {
+        self.inner.next_version.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn insert_if_absent(&self, key: SessionKey, record: &Record) -> Result<Saved> {
+        let version = self.next_version();
+        let now = OffsetDateTime::now_utc();
+        let mut map = self.map();
+        let stored = Stored {
+            data: record.data.clone(),
+            expires_at: record.expires_at,
+            version,
+        };
+        match map.entry(key) {
+            Entry::Occupied(mut e) if e.get().expires_at <= now => {
+                // An expired record is as good as absent (Django's `exists`
+                // checks `expire_date__gt=now`).
+                e.insert(stored);
+            }
+            Entry::Occupied(_) => return Err(Error::KeyCollision),
+            Entry::Vacant(e) => {
+                e.insert(stored);
+            }
+        }
+        Ok(Saved {
+            key,
+            version: Version::from_u64(version),
+        })
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
+        let now = OffsetDateTime::now_utc();
+        let map = self.map();
+        Ok(map.get(key).filter(|s| s.expires_at > now).map(|s| Record {
+            data: s.data.clone(),
+            expires_at: s.expires_at,
+            version: Some(Version::from_u64(s.version)),
+        }))
+    }
+
+    async fn create(&self, record: &Record) -> Result<Saved> {
+        create_unique(|key| std::future::ready(self.insert_if_absent(key, record))).await
+    }
+
+    async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
+        let version = self.next_version();
+        let now = OffsetDateTime::now_utc();
+        let mut map = self.map();
+        let stored = map
+            .get_mut(key)
+            .filter(|s| s.expires_at > now)
+            .ok_or(Error::Missing)?;
+        if let Some(expected) = &record.version
+            && *expected != Version::from_u64(stored.version)
+        {
+            return Err(Error::Conflict);
+        }
+        *stored = Stored {
+            data: record.data.clone(),
+            expires_at: record.expires_at,
+            version,
+        };
+        Ok(Saved {
+            key: *key,
+            version: Version::from_u64(version),
+        })
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<()> {
+        self.map().remove(key);
+        Ok(())
+    }
+
+    async fn exists(&self, key: &SessionKey) -> Result<bool> {
+        let now = OffsetDateTime::now_utc();
+        Ok(self.map().get(key).is_some_and(|s| s.expires_at > now))
+    }
+
+    async fn touch(&self, key: &SessionKey, until: OffsetDateTime) -> Result<()> {
+        let now = OffsetDateTime::now_utc();
+        let mut map = self.map();
+        let stored = map
+            .get_mut(key)
+            .filter(|s| s.expires_at > now)
+            .ok_or(Error::Missing)?;
+        stored.expires_at = until;
+        Ok(())
+    }
+
+    async fn clear_expired(&self) -> Result<u64> {
+        let now = OffsetDateTime::now_utc();
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|_, s| s.expires_at > now);
+        Ok((before - map.len()) as u64)
+    }
+}

@@ -1,0 +1,191 @@
+//! Session keys: the validated identifier a session cookie carries.
+
+use std::fmt;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+/// Length of the keys Sesame mints, as Django's `get_random_string(32, …)`.
+pub const KEY_LENGTH: usize = 32;
+
+/// Shortest key accepted from a client (Django's `_validate_session_key`).
+pub const MIN_KEY_LENGTH: usize = 8;
+
+/// Longest key accepted from a client: the width of `django_session.session_key`.
+pub const MAX_KEY_LENGTH: usize = 40;
+
+const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A session key: 8 to 40 characters of `[a-z0-9]`.
+///
+/// Only keys of this shape are ever looked up in a store, so a forged cookie
+/// full of quotes, path separators or control characters costs nothing. The
+/// type is `Copy` and never allocates. Its `Debug` and [`redacted`](Self::redacted)
+/// forms show only the first four characters, so a log line never holds a
+/// usable key.
+///
+/// # Examples
+///
+/// ```
+/// use sesame::SessionKey;
+///
+/// let key = SessionKey::generate();
+/// assert_eq!(key.as_str().len(), 32);
+/// assert_eq!(key.as_str().parse::<SessionKey>().unwrap(), key);
+/// assert!("../../etc/passwd".parse::<SessionKey>().is_err());
+/// assert!("short".parse::<SessionKey>().is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    len: u8,
+    bytes: [u8; MAX_KEY_LENGTH],
+}
+
+/// Why a string is not a [`SessionKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("a session key is 8 to 40 characters of [a-z0-9]")]
+pub struct InvalidKey;
+
+impl SessionKey {
+    /// Mints a new random key: 32 characters of `[a-z0-9]` from the operating
+    /// system's CSPRNG.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the operating system's random source fails, as Django's
+    /// `secrets` module would raise: a key must never come from a weaker source.
+    #[must_use]
+    pub fn generate() -> Self {
+        let mut out = [0u8; MAX_KEY_LENGTH];
+        let mut filled = 0;
+        let mut buf = [0u8; 48];
+        while filled < KEY_LENGTH {
+            getrandom::fill(&mut buf).expect("the OS random source is available");
+            for &b in &buf {
+                // 252 = 7 * 36: rejecting the top 4 values keeps every
+                // character equally likely.
+                if b < 252 && filled < KEY_LENGTH {
+                    out[filled] = ALPHABET[usize::from(b % 36)];
+                    filled += 1;
+                }
+            }
+        }
+        Self {
+            #[allow(clippy::cast_possible_truncation)] // KEY_LENGTH is 32
+            len: KEY_LENGTH as u8,
+            bytes: out,
+        }
+    }
+
+    /// Validates raw bytes (such as a cookie value) as a key.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey`] unless the input is 8 to 40 bytes of `[a-z0-9]`.
+    pub fn from_bytes(raw: &[u8]) -> Result<Self, InvalidKey> {
+        if !(MIN_KEY_LENGTH..=MAX_KEY_LENGTH).contains(&raw.len())
+            || !raw
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(InvalidKey);
+        }
+        let mut bytes = [0u8; MAX_KEY_LENGTH];
+        bytes[..raw.len()].copy_from_slice(raw);
+        Ok(Self {
+            #[allow(clippy::cast_possible_truncation)] // at most 40
+            len: raw.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The key as a string slice.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever stored, so this cannot fail.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// A form of the key safe to log: its first four characters and an ellipsis.
+    ///
+    /// ```
+    /// let key: sesame::SessionKey = "abcdefgh12345678".parse().unwrap();
+    /// assert_eq!(key.redacted().to_string(), "abcd…");
+    /// ```
+    #[must_use]
+    pub fn redacted(&self) -> Redacted<'_> {
+        Redacted(&self.as_str()[..4])
+    }
+}
+
+/// A loggable prefix of a [`SessionKey`]; see [`SessionKey::redacted`].
+#[derive(Debug, Clone, Copy)]
+pub struct Redacted<'a>(&'a str);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…", self.0)
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionKey({})", self.redacted())
+    }
+}
+
+impl FromStr for SessionKey {
+    type Err = InvalidKey;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_bytes(s.as_bytes())
+    }
+}
+
+impl AsRef<str> for SessionKey {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_django_shape_and_differ() {
+        let a = SessionKey::generate();
+        let b = SessionKey::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 32);
+        assert!(a.as_str().bytes().all(|c| ALPHABET.contains(&c)));
+    }
+
+    #[test]
+    fn bad_keys_are_rejected() {
+        for raw in [
+            "",
+            "1234567",
+            "ABCDEFGHIJ",
+            "abc def gh",
+            "abcdefgh/",
+            "abcdefgh\"",
+            "abcdefgh\0",
+            "abcdefghé",
+            "..%2f..%2fetc",
+        ] {
+            assert!(raw.parse::<SessionKey>().is_err(), "{raw:?}");
+        }
+        assert!(SessionKey::from_bytes(&[b'a'; 41]).is_err());
+        assert!(SessionKey::from_bytes(&[0xff; 10]).is_err());
+        assert!(SessionKey::from_bytes(&[b'a'; 40]).is_ok());
+        assert!(SessionKey::from_bytes(&[b'a'; 8]).is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_the_whole_key() {
+        let key = SessionKey::generate();
+        let shown = format!("{key:?} {}", key.redacted());
+        assert!(!shown.contains(key.as_str()));
+    }
+}
