@@ -38,6 +38,9 @@ pub enum Error {
     /// The store failed (connection refused, I/O error, …).
     #[error("session store error")]
     Backend(#[source] BoxError),
+    /// A value did not serialise to, or deserialise from, JSON as asked.
+    #[error("session value does not match the requested type")]
+    Json(#[source] serde_json::Error),
     /// The session cannot be saved: it belongs to a request that runs with the
     /// store unavailable, or its data would not fit the store.
     #[error("the session cannot be saved: {0}")]

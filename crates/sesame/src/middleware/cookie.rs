@@ -1,0 +1,257 @@
+//! Reading the session cookie from a request and writing `Set-Cookie`.
+//!
+//! Hand-written because the job is small and hot: find at most two
+//! well-formed keys under one name, without allocating, in any bytes a
+//! client sends; and format `Set-Cookie` exactly as Django does.
+
+use std::fmt::Write as _;
+
+use http::HeaderMap;
+use http::header::COOKIE;
+use time::{Duration, OffsetDateTime};
+
+use crate::session::Candidates;
+use crate::{SessionKey, Settings};
+
+/// What the request's cookies say about the session.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Incoming {
+    /// Whether any cookie carried the session cookie's name, valid or not.
+    pub(crate) present: bool,
+    /// The first two distinct well-formed keys, in the order sent.
+    pub(crate) candidates: Candidates,
+}
+
+/// Finds the session cookie among all `Cookie` headers.
+///
+/// Values that are not 8–40 characters of `[a-z0-9]` (after removing one pair
+/// of double quotes, as Django's cookie parser does) are ignored: they are no
+/// session and cost no store lookup. Non-UTF-8 bytes are harmless.
+pub(crate) fn read(headers: &HeaderMap, name: &str) -> Incoming {
+    let mut incoming = Incoming::default();
+    let name = name.as_bytes();
+    for header in headers.get_all(COOKIE) {
+        for pair in header.as_bytes().split(|&b| b == b';') {
+            let pair = trim(pair);
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            if trim(&pair[..eq]) != name {
+                continue;
+            }
+            incoming.present = true;
+            if incoming.candidates.is_full() {
+                continue;
+            }
+            let mut value = trim(&pair[eq + 1..]);
+            if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
+                value = &value[1..value.len() - 1];
+            }
+            if let Ok(key) = SessionKey::from_bytes(value) {
+                incoming.candidates.push(key);
+            }
+        }
+    }
+    incoming
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
+/// `Set-Cookie` for a saved session, in Django's attribute order.
+///
+/// `max_age` is `None` for a browser-session cookie (neither `Max-Age` nor `expires`).
+pub(crate) fn set_cookie(
+    settings: &Settings,
+    key: &SessionKey,
+    max_age: Option<i64>,
+    now: OffsetDateTime,
+) -> String {
+    let mut out = String::with_capacity(160);
+    out.push_str(&settings.cookie_name);
+    out.push('=');
+    out.push_str(key.as_str());
+    attributes(&mut out, settings, max_age.map(|age| (age, now)));
+    out
+}
+
+/// `Set-Cookie` that removes the session cookie: empty value, `Max-Age=0`,
+/// `expires` in 1970, same path, domain and flags.
+pub(crate) fn removal_cookie(settings: &Settings) -> String {
+    let mut out = String::with_capacity(160);
+    out.push_str(&settings.cookie_name);
+    out.push_str("=\"\"");
+    attributes(&mut out, settings, Some((0, OffsetDateTime::UNIX_EPOCH)));
+    out
+}
+
+fn attributes(out: &mut String, settings: &Settings, lifetime: Option<(i64, OffsetDateTime)>) {
+    if let Some(domain) = &settings.cookie_domain {
+        out.push_str("; Domain=");
+        out.push_str(domain);
+    }
+    if let Some((age, now)) = lifetime {
+        let expires = if age == 0 && now == OffsetDateTime::UNIX_EPOCH {
+            now
+        } else {
+            now.saturating_add(Duration::seconds(age))
+        };
+        out.push_str("; expires=");
+        http_date(out, expires);
+    }
+    if settings.cookie_httponly {
+        out.push_str("; HttpOnly");
+    }
+    if let Some((age, _)) = lifetime {
+        // Write into a String cannot fail.
+        let _ = write!(out, "; Max-Age={}", age.max(0));
+    }
+    out.push_str("; Path=");
+    out.push_str(&settings.cookie_path);
+    if let Some(same_site) = settings.cookie_samesite {
+        out.push_str("; SameSite=");
+        out.push_str(same_site.as_str());
+    }
+    if settings.cookie_secure {
+        out.push_str("; Secure");
+    }
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate), as Django's `http_date`.
+fn http_date(out: &mut String, at: OffsetDateTime) {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let _ = write!(
+        out,
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[usize::from(at.weekday().number_days_from_monday())],
+        at.day(),
+        MONTHS[usize::from(u8::from(at.month()) - 1)],
+        at.year(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::SameSite;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(COOKIE, HeaderValue::from_bytes(v).unwrap());
+        }
+        map
+    }
+
+    fn keys(incoming: &Incoming) -> Vec<String> {
+        incoming
+            .candidates
+            .to_vec()
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        let h = headers(&[b"csrftoken=abc; sessionid=abcdefgh12345678; theme=dark"]);
+        let got = read(&h, "sessionid");
+        assert!(got.present);
+        assert_eq!(keys(&got), ["abcdefgh12345678"]);
+    }
+
+    #[test]
+    fn malformed_values_are_no_session_but_count_as_present() {
+        for raw in [
+            &b"sessionid=short"[..],
+            b"sessionid=../../etc/passwd",
+            b"sessionid=ABCDEFGH12345678",
+            b"sessionid=abcdefgh\x01234567",
+            b"sessionid=\xff\xfe\xfdabcdefgh",
+            b"sessionid=",
+            b"sessionid=\"abcdefgh",
+        ] {
+            let got = read(&headers(&[raw]), "sessionid");
+            assert!(got.present, "{raw:?}");
+            assert!(keys(&got).is_empty(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn quoted_values_are_unquoted_like_django() {
+        let got = read(&headers(&[b"sessionid=\"abcdefgh12345678\""]), "sessionid");
+        assert_eq!(keys(&got), ["abcdefgh12345678"]);
+    }
+
+    #[test]
+    fn at_most_two_distinct_keys_are_kept() {
+        let mut raw = Vec::new();
+        for i in 0..100 {
+            raw.extend_from_slice(format!("sessionid=key{i:08}abc; ").as_bytes());
+        }
+        let got = read(&headers(&[&raw]), "sessionid");
+        assert_eq!(keys(&got), ["key00000000abc", "key00000001abc"]);
+        let dup = read(
+            &headers(&[b"sessionid=aaaaaaaaaa; sessionid=aaaaaaaaaa; sessionid=bbbbbbbbbb"]),
+            "sessionid",
+        );
+        assert_eq!(keys(&dup), ["aaaaaaaaaa", "bbbbbbbbbb"]);
+    }
+
+    #[test]
+    fn cookies_across_several_headers_are_read() {
+        let got = read(
+            &headers(&[b"a=1", b"sessionid=abcdefgh12345678"]),
+            "sessionid",
+        );
+        assert_eq!(keys(&got), ["abcdefgh12345678"]);
+        assert!(!read(&headers(&[b"a=1"]), "sessionid").present);
+    }
+
+    #[test]
+    fn set_cookie_matches_django() {
+        let key: SessionKey = "ypn0ion81nfjsbqopb0uj2bwqryjvbfd".parse().unwrap();
+        let now = datetime!(2026-11-25 17:19:12 UTC);
+        let s = Settings::default();
+        assert_eq!(
+            set_cookie(&s, &key, Some(1_209_600), now),
+            "sessionid=ypn0ion81nfjsbqopb0uj2bwqryjvbfd; expires=Wed, 09 Dec 2026 17:19:12 GMT; \
+             HttpOnly; Max-Age=1209600; Path=/; SameSite=Lax"
+        );
+        assert_eq!(
+            set_cookie(&s, &key, None, now),
+            "sessionid=ypn0ion81nfjsbqopb0uj2bwqryjvbfd; HttpOnly; Path=/; SameSite=Lax"
+        );
+        let s = Settings {
+            cookie_domain: Some("example.com".into()),
+            cookie_secure: true,
+            cookie_samesite: Some(SameSite::None),
+            cookie_httponly: false,
+            ..Settings::default()
+        };
+        assert_eq!(
+            removal_cookie(&s),
+            "sessionid=\"\"; Domain=example.com; expires=Thu, 01 Jan 1970 00:00:00 GMT; \
+             Max-Age=0; Path=/; SameSite=None; Secure"
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! `SessionManagerLayer`: Django's `SessionMiddleware` as a tower layer.
+
+mod cookie;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::header::{RETRY_AFTER, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use time::OffsetDateTime;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::backends::SessionStore;
+use crate::session::{ConflictPolicy, Shared};
+use crate::{Error, SameSite, Session, Settings};
+
+/// Seconds a client is asked to wait (`Retry-After`) when the store is unavailable.
+pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
+
+/// Adds a lazily loaded [`Session`] to every request, and saves it and sets
+/// the cookie after the handler, following Django's `SessionMiddleware`
+/// rules exactly.
+///
+/// Any tower-based server can use it: the session is in the request's
+/// extensions (`req.extensions().get::<Session>()`); with axum, take it as
+/// an extractor.
+///
+/// # Response rules
+///
+/// - Session accessed → `Vary: Cookie` (added to an existing `Vary`).
+/// - Cookie sent and session now empty (after `flush`) → a removal cookie.
+/// - Modified (or `SESSION_SAVE_EVERY_REQUEST`), not empty, status < 500 →
+///   save, then `Set-Cookie` with `Max-Age` and `expires` (neither for a
+///   browser-session cookie). Status ≥ 500 saves nothing.
+/// - Session deleted by another request meanwhile → 400 (Django's
+///   `SessionInterrupted`), never a re-created record.
+/// - Store down or slower than the timeout → 503 with `Retry-After` and an
+///   empty body, and an `error!` log line.
+///
+/// # Examples
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use sesame::{Session, SessionManagerLayer, backends::MemoryStore};
+///
+/// async fn counter(session: Session) -> sesame::Result<String> {
+///     let n: i64 = session.get("counter").await?.unwrap_or(0);
+///     session.insert("counter", n + 1).await?;
+///     Ok(format!("Counter : {n}"))
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/", get(counter))
+///     .layer(SessionManagerLayer::new(MemoryStore::new()).with_cookie_age(30));
+/// ```
+///
+/// # Panics
+///
+/// Building the service (`Layer::layer`) panics with a message naming the
+/// setting when the settings are inconsistent (see [`Settings::validate`]),
+/// so a misconfigured app fails at start-up. Call
+/// [`validate`](Self::validate) first to handle that as an error.
+#[doc(alias = "SessionMiddleware")]
+#[derive(Clone)]
+pub struct SessionManagerLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SessionManagerLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManagerLayer")
+            .field("settings", &self.shared.settings)
+            .field("policy", &self.shared.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident, $field:ident: $ty:ty) => {
+        $(#[$doc])*
+        #[must_use]
+        pub fn $name(self, value: $ty) -> Self {
+            self.map_settings(|s| s.$field = value.into())
+        }
+    };
+}
+
+impl SessionManagerLayer {
+    /// A layer storing sessions in `store`, with Django's default settings.
+    #[must_use]
+    pub fn new(store: impl SessionStore) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store: Arc::new(store),
+                settings: Settings::default(),
+                policy: ConflictPolicy::default(),
+            }),
+        }
+    }
+
+    fn map_settings(self, f: impl FnOnce(&mut Settings)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        f(&mut shared.settings);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Replaces all settings at once (for example with [`Settings::from_env`]).
+    #[must_use]
+    pub fn with_settings(self, settings: Settings) -> Self {
+        self.map_settings(|s| *s = settings)
+    }
+
+    /// Sets what a save does when another request changed the session meanwhile.
+    #[must_use]
+    pub fn with_conflict_policy(self, policy: ConflictPolicy) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        shared.policy = policy;
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    setter!(
+        /// `SESSION_COOKIE_NAME`.
+        #[doc(alias = "SESSION_COOKIE_NAME")]
+        with_cookie_name, cookie_name: &str
+    );
+    setter!(
+        /// `SESSION_COOKIE_AGE`, in seconds.
+        #[doc(alias = "SESSION_COOKIE_AGE")]
+        with_cookie_age, cookie_age: i64
+    );
+    setter!(
+        /// `SESSION_COOKIE_DOMAIN` (`None` = host-only).
+        #[doc(alias = "SESSION_COOKIE_DOMAIN")]
+        with_cookie_domain, cookie_domain: Option<String>
+    );
+    setter!(
+        /// `SESSION_COOKIE_PATH`.
+        #[doc(alias = "SESSION_COOKIE_PATH")]
+        with_cookie_path, cookie_path: &str
+    );
+    setter!(
+        /// `SESSION_COOKIE_SECURE`: turn on in production.
+        #[doc(alias = "SESSION_COOKIE_SECURE")]
+        with_cookie_secure, cookie_secure: bool
+    );
+    setter!(
+        /// `SESSION_COOKIE_HTTPONLY`.
+        #[doc(alias = "SESSION_COOKIE_HTTPONLY")]
+        with_cookie_httponly, cookie_httponly: bool
+    );
+    setter!(
+        /// `SESSION_COOKIE_SAMESITE` (`None` omits the attribute).
+        #[doc(alias = "SESSION_COOKIE_SAMESITE")]
+        with_cookie_samesite, cookie_samesite: Option<SameSite>
+    );
+    setter!(
+        /// `SESSION_EXPIRE_AT_BROWSER_CLOSE`.
+        #[doc(alias = "SESSION_EXPIRE_AT_BROWSER_CLOSE")]
+        with_expire_at_browser_close, expire_at_browser_close: bool
+    );
+    setter!(
+        /// `SESSION_SAVE_EVERY_REQUEST`.
+        #[doc(alias = "SESSION_SAVE_EVERY_REQUEST")]
+        with_save_every_request, save_every_request: bool
+    );
+    setter!(
+        /// The longest a store call may take before the request gets a 503.
+        with_store_timeout, store_timeout: Duration
+    );
+
+    /// The settings in force.
+    #[must_use]
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    ///
+    /// The [`SettingsError`](crate::SettingsError) naming the first inconsistent setting.
+    pub fn validate(&self) -> Result<(), crate::SettingsError> {
+        self.shared.settings.validate()
+    }
+}
+
+impl<S> Layer<S> for SessionManagerLayer {
+    type Service = SessionManager<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        if let Err(e) = self.validate() {
+            panic!("invalid session settings: {e}");
+        }
+        SessionManager {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service made by [`SessionManagerLayer`].
+#[derive(Clone)]
+pub struct SessionManager<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for SessionManager<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionManager<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let incoming = cookie::read(req.headers(), &shared.settings.cookie_name);
+        let session = Session::from_shared(Arc::clone(&shared), incoming.candidates);
+        req.extensions_mut().insert(session.clone());
+        // The clone that was polled ready is the one to call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let response = inner.call(req).await?;
+            Ok(finish(&shared.settings, &session, incoming.present, response).await)
+        })
+    }
+}
+
+/// The response phase of Django's `SessionMiddleware.process_response`.
+async fn finish<B: Default>(
+    settings: &Settings,
+    session: &Session,
+    cookie_present: bool,
+    mut response: Response<B>,
+) -> Response<B> {
+    let mut outcome = session.outcome();
+    if outcome.outage {
+        return unavailable();
+    }
+    if settings.save_every_request
+        && !outcome.modified
+        && !outcome.loaded
+        && !outcome.empty
+        && response.status().as_u16() < 500
+    {
+        if let Err(e) = session.load_quietly().await {
+            return store_error(&e);
+        }
+        outcome = session.outcome();
+    }
+    let headers = response.headers_mut();
+    if cookie_present && outcome.empty {
+        headers.append(SET_COOKIE, header_value(&cookie::removal_cookie(settings)));
+        patch_vary(headers);
+        return response;
+    }
+    if outcome.accessed {
+        patch_vary(headers);
+    }
+    if !(outcome.modified || settings.save_every_request) || outcome.empty {
+        return response;
+    }
+    if response.status().as_u16() >= 500 {
+        return response;
+    }
+    let (browser_close, max_age) = session.cookie_lifetime();
+    if let Err(e) = session.save().await {
+        return store_error(&e);
+    }
+    let Some(key) = session.session_key() else {
+        return response;
+    };
+    let value = cookie::set_cookie(
+        settings,
+        &key,
+        (!browser_close).then_some(max_age),
+        OffsetDateTime::now_utc(),
+    );
+    response
+        .headers_mut()
+        .append(SET_COOKIE, header_value(&value));
+    response
+}
+
+fn header_value(value: &str) -> HeaderValue {
+    // Settings are validated to printable ASCII and keys are [a-z0-9], so
+    // this cannot fail; an empty value is the harmless fallback.
+    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Adds `Cookie` to `Vary` unless it (or `*`) is already there.
+fn patch_vary(headers: &mut HeaderMap) {
+    let present = headers.get_all(VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.eq_ignore_ascii_case("cookie"))
+        })
+    });
+    if !present {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+}
+
+/// The outcome of a failed store call, as a response with an empty body.
+fn store_error<B: Default>(error: &Error) -> Response<B> {
+    match error {
+        Error::Missing => {
+            tracing::warn!(
+                target: "sesame::middleware",
+                "the session was deleted before the request finished (SessionInterrupted); answering 400"
+            );
+            status_only(StatusCode::BAD_REQUEST)
+        }
+        Error::Conflict => {
+            tracing::warn!(target: "sesame::middleware", "session save conflict; answering 409");
+            status_only(StatusCode::CONFLICT)
+        }
+        e if e.is_outage() => {
+            tracing::error!(target: "sesame::middleware", error = %e, source = ?std::error::Error::source(e), "session store unavailable; answering 503");
+            unavailable()
+        }
+        e => {
+            tracing::error!(target: "sesame::middleware", error = %e, "session save failed; answering 500");
+            status_only(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+pub(crate) fn unavailable<B: Default>() -> Response<B> {
+    let mut response = status_only(StatusCode::SERVICE_UNAVAILABLE);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    response
+}
+
+fn status_only<B: Default>(status: StatusCode) -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vary_is_patched_not_overwritten() {
+        let mut h = HeaderMap::new();
+        h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+        patch_vary(&mut h);
+        let all: Vec<_> = h.get_all(VARY).iter().collect();
+        assert_eq!(all, ["Accept-Encoding", "Cookie"]);
+        patch_vary(&mut h);
+        assert_eq!(h.get_all(VARY).iter().count(), 2);
+        let mut h = HeaderMap::new();
+        h.insert(VARY, HeaderValue::from_static("accept, COOKIE"));
+        patch_vary(&mut h);
+        assert_eq!(h.get_all(VARY).iter().count(), 1);
+    }
+}

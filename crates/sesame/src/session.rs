@@ -1,0 +1,1125 @@
+//! `Session`: the lazy, dict-like handle a request works with.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sesame_codec::{SESSION_EXPIRY_KEY, SessionMap, TEST_COOKIE_NAME, TEST_COOKIE_VALUE};
+use time::OffsetDateTime;
+
+use crate::backends::{DynStore, Record, SessionStore, Version};
+use crate::{Error, Expiry, Result, SessionKey, Settings};
+
+/// How many times a save re-reads and re-applies its changes after a
+/// concurrent write before giving up with [`Error::Conflict`].
+const MAX_SAVE_ATTEMPTS: usize = 16;
+
+/// What a save does when the record changed since this session loaded it.
+///
+/// # Django
+///
+/// Django always overwrites (`LastWriteWins`); Sesame merges by default so
+/// that concurrent requests on one session lose nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ConflictPolicy {
+    /// Re-read the record, re-apply only the keys this session changed, and
+    /// retry (bounded). Changes to distinct keys all survive; for the same key
+    /// the last save wins.
+    #[default]
+    Merge,
+    /// Overwrite whatever is stored, as Django does.
+    LastWriteWins,
+    /// Report [`Error::Conflict`] to the caller (409 from the middleware).
+    Strict,
+}
+
+/// Everything a session needs besides its own state: the store and the settings.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) store: DynStore,
+    pub(crate) settings: Settings,
+    pub(crate) policy: ConflictPolicy,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("settings", &self.settings)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session: a lazily loaded, dict-like view of one stored record.
+///
+/// Nothing is read from the store until a method needs the data, so routes
+/// that never touch the session never wait for the store. Cloning is cheap
+/// and clones share state (it is an `Arc` inside).
+///
+/// Methods follow Django's `SessionBase`, including when they mark the
+/// session *accessed* (the response then varies on `Cookie`) and *modified*
+/// (the middleware then saves it and sends the cookie).
+///
+/// # Examples
+///
+/// Outside a request, like Django's `SessionStore(session_key=…)`:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> sesame::Result<()> {
+/// use sesame::Session;
+/// use sesame::backends::MemoryStore;
+///
+/// let store = MemoryStore::new();
+/// let session = Session::new(store.clone(), None);
+/// session.insert("counter", 1).await?;
+/// session.save().await?;
+/// let key = session.session_key().expect("saved sessions have a key");
+///
+/// let again = Session::new(store, Some(key));
+/// assert_eq!(again.get::<i64>("counter").await?, Some(1));
+/// # Ok(()) }
+/// ```
+#[doc(alias = "SessionBase")]
+#[doc(alias = "request.session")]
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    state: Mutex<State>,
+    /// Serialises loads, so concurrent first accesses hit the store once.
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Keys read from the request's cookies, not yet looked up (at most two).
+    candidates: Candidates,
+    /// The key of the stored record this session mirrors, once loaded.
+    key: Option<SessionKey>,
+    /// Whether `data` reflects the store (or a fresh, empty session).
+    loaded: bool,
+    data: SessionMap,
+    version: Option<Version>,
+    accessed: bool,
+    modified: bool,
+    /// Keys changed by this session since it was loaded: re-applied on conflict.
+    changed: BTreeSet<String>,
+    /// Whether `clear()` emptied the session since it was loaded.
+    cleared: bool,
+    /// A store outage was seen: the data is unknown and must not be saved.
+    outage: bool,
+}
+
+/// Up to two keys from the request's cookies, in the order they were sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Candidates {
+    keys: [Option<SessionKey>; 2],
+}
+
+impl Candidates {
+    pub(crate) fn push(&mut self, key: SessionKey) -> bool {
+        match self.keys {
+            [None, _] => self.keys[0] = Some(key),
+            [Some(a), None] if a != key => self.keys[1] = Some(key),
+            _ => return false,
+        }
+        true
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.keys[1].is_some()
+    }
+
+    fn first(&self) -> Option<SessionKey> {
+        self.keys[0]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = SessionKey> + '_ {
+        self.keys.iter().flatten().copied()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn to_vec(self) -> Vec<SessionKey> {
+        self.iter().collect()
+    }
+}
+
+/// Flags the middleware reads after the handler has run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outcome {
+    pub(crate) accessed: bool,
+    pub(crate) modified: bool,
+    pub(crate) empty: bool,
+    pub(crate) loaded: bool,
+    pub(crate) outage: bool,
+}
+
+impl fmt::Debug for Session {
+    // Never prints the data or the whole key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("Session")
+            .field("key", &state.key.map(|k| k.redacted().to_string()))
+            .field("loaded", &state.loaded)
+            .field("accessed", &state.accessed)
+            .field("modified", &state.modified)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session on `store` for `key` (or a new session for `None`), with
+    /// default [`Settings`].
+    ///
+    /// Nothing is read until the data is used; an unknown or expired key
+    /// behaves as a new, empty session and is never adopted: a fresh key is
+    /// minted when the data is first saved.
+    #[must_use]
+    pub fn new(store: impl SessionStore, key: Option<SessionKey>) -> Self {
+        Self::with_settings(store, key, Settings::default())
+    }
+
+    /// Like [`new`](Self::new), with explicit settings (cookie age and browser-close policy).
+    #[must_use]
+    pub fn with_settings(
+        store: impl SessionStore,
+        key: Option<SessionKey>,
+        settings: Settings,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            store: Arc::new(store),
+            settings,
+            policy: ConflictPolicy::default(),
+        });
+        let mut candidates = Candidates::default();
+        if let Some(key) = key {
+            candidates.push(key);
+        }
+        Self::from_shared(shared, candidates)
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>, candidates: Candidates) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                shared,
+                state: Mutex::new(State {
+                    candidates,
+                    ..State::default()
+                }),
+                load_lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent before any code
+        // that could panic, so a poisoned lock is still safe to use.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.inner.shared.settings
+    }
+
+    /// Runs one store call under the configured timeout, noting outages.
+    async fn call<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let result = match tokio::time::timeout(self.settings().store_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout),
+        };
+        if let Err(e) = &result
+            && e.is_outage()
+        {
+            self.state().outage = true;
+        }
+        result
+    }
+
+    /// Loads the record on first use. `mark` sets `accessed`, as Django's
+    /// `_session` property does.
+    async fn load(&self, mark: bool) -> Result<()> {
+        {
+            let mut state = self.state();
+            if state.outage {
+                return Err(Error::Unsaveable("the session store was unavailable"));
+            }
+            if mark {
+                state.accessed = true;
+            }
+            if state.loaded {
+                return Ok(());
+            }
+        }
+        let _guard = self.inner.load_lock.lock().await;
+        let candidates = {
+            let state = self.state();
+            if state.loaded {
+                return Ok(());
+            }
+            state.candidates
+        };
+        let mut found = None;
+        for key in candidates.iter() {
+            match self.call(self.inner.shared.store.load(&key)).await {
+                Ok(Some(record)) => {
+                    found = Some((key, record));
+                    break;
+                }
+                Ok(None) => {}
+                Err(Error::Corrupt(e)) => {
+                    tracing::warn!(
+                        target: "sesame::security",
+                        key = %key.redacted(),
+                        error = %e,
+                        "session data corrupted; starting an empty session"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut state = self.state();
+        state.rebase(found);
+        state.loaded = true;
+        Ok(())
+    }
+
+    /// Runs `f` on the loaded data, marking the session accessed.
+    async fn with_data<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T> {
+        self.load(true).await?;
+        Ok(f(&mut self.state()))
+    }
+
+    // ----- reading ---------------------------------------------------------
+
+    /// The value under `key`, deserialised into `T`.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading, or [`Error::Json`] when the stored value
+    /// does not deserialise into `T`.
+    ///
+    /// # Django
+    ///
+    /// `session.get(key)`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.get_value(key)
+            .await?
+            .map(|v| serde_json::from_value(v).map_err(Error::Json))
+            .transpose()
+    }
+
+    /// The raw JSON value under `key`.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
+        self.with_data(|s| s.data.get(key).cloned()).await
+    }
+
+    /// Whether the session holds `key`.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    #[doc(alias = "has_key")]
+    #[doc(alias = "__contains__")]
+    pub async fn contains(&self, key: &str) -> Result<bool> {
+        self.with_data(|s| s.data.contains_key(key)).await
+    }
+
+    /// The session's keys, in insertion order.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    pub async fn keys(&self) -> Result<Vec<String>> {
+        self.with_data(|s| s.data.keys().cloned().collect()).await
+    }
+
+    /// The session's values, in insertion order.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    pub async fn values(&self) -> Result<Vec<Value>> {
+        self.with_data(|s| s.data.values().cloned().collect()).await
+    }
+
+    /// The session's contents as pairs, in insertion order.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    pub async fn items(&self) -> Result<Vec<(String, Value)>> {
+        self.with_data(|s| s.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .await
+    }
+
+    /// The session's contents as one JSON object.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    pub async fn to_map(&self) -> Result<SessionMap> {
+        self.with_data(|s| s.data.clone()).await
+    }
+
+    /// How many keys the session holds.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    pub async fn len(&self) -> Result<usize> {
+        self.with_data(|s| s.data.len()).await
+    }
+
+    /// Whether the session has neither a key nor data. Does not load.
+    ///
+    /// # Django
+    ///
+    /// `session.is_empty()`: `True` when there is no session key and no
+    /// loaded data. A session whose cookie carries a key counts as not empty
+    /// until a load shows the key unknown.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.state().is_empty()
+    }
+
+    /// The session's key: the stored record's key once loaded, before that
+    /// the key the request's cookie carried. `None` for a new session. Does
+    /// not load.
+    ///
+    /// # Django
+    ///
+    /// `session.session_key` (read-only).
+    #[must_use]
+    pub fn session_key(&self) -> Option<SessionKey> {
+        self.state().current_key()
+    }
+
+    /// Whether the data has been read or written during this request.
+    #[doc(alias = "accessed")]
+    #[must_use]
+    pub fn is_accessed(&self) -> bool {
+        self.state().accessed
+    }
+
+    /// Whether the data was changed and will be saved.
+    #[doc(alias = "modified")]
+    #[must_use]
+    pub fn is_modified(&self) -> bool {
+        self.state().modified
+    }
+
+    // ----- writing ---------------------------------------------------------
+
+    /// Stores `value` under `key`.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading, or [`Error::Json`] when `value` does not serialise.
+    ///
+    /// # Django
+    ///
+    /// `session[key] = value`.
+    #[doc(alias = "__setitem__")]
+    pub async fn insert(&self, key: &str, value: impl Serialize) -> Result<()> {
+        let value = serde_json::to_value(value).map_err(Error::Json)?;
+        self.insert_value(key, value).await
+    }
+
+    /// Stores a raw JSON value under `key`.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    pub async fn insert_value(&self, key: &str, value: Value) -> Result<()> {
+        self.with_data(|s| {
+            s.set(key, Some(value));
+        })
+        .await
+    }
+
+    /// Removes `key`, returning its value if it was there.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    ///
+    /// # Django
+    ///
+    /// `del session[key]` (which raises `KeyError` where this returns `None`).
+    #[doc(alias = "__delitem__")]
+    pub async fn remove(&self, key: &str) -> Result<Option<Value>> {
+        self.with_data(|s| {
+            if s.data.contains_key(key) {
+                s.set(key, None)
+            } else {
+                None
+            }
+        })
+        .await
+    }
+
+    /// Removes `key` and returns its value deserialised, or `None` if absent.
+    /// The session counts as modified only if the key was there.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading, or [`Error::Json`] when the value does not
+    /// deserialise into `T` (the key is removed all the same).
+    ///
+    /// # Django
+    ///
+    /// `session.pop(key)`.
+    pub async fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.remove(key)
+            .await?
+            .map(|v| serde_json::from_value(v).map_err(Error::Json))
+            .transpose()
+    }
+
+    /// Removes `key` and returns its value, or `default` if absent.
+    ///
+    /// # Errors
+    ///
+    /// As [`pop`](Self::pop).
+    ///
+    /// # Django
+    ///
+    /// `session.pop(key, default)`.
+    pub async fn pop_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T> {
+        Ok(self.pop(key).await?.unwrap_or(default))
+    }
+
+    /// Returns the value under `key`, first storing `default` there if absent.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading, or [`Error::Json`] when a value does not
+    /// (de)serialise.
+    ///
+    /// # Django
+    ///
+    /// `session.setdefault(key, default)`.
+    pub async fn setdefault<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        default: T,
+    ) -> Result<T> {
+        let default = serde_json::to_value(default).map_err(Error::Json)?;
+        let value = self
+            .with_data(|s| match s.data.get(key) {
+                Some(v) => v.clone(),
+                None => {
+                    s.set(key, Some(default.clone()));
+                    default
+                }
+            })
+            .await?;
+        serde_json::from_value(value).map_err(Error::Json)
+    }
+
+    /// Merges `entries` into the session.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    ///
+    /// # Django
+    ///
+    /// `session.update(dict)`.
+    pub async fn update(&self, entries: impl IntoIterator<Item = (String, Value)>) -> Result<()> {
+        self.with_data(|s| {
+            for (k, v) in entries {
+                s.set(&k, Some(v));
+            }
+            s.modified = true;
+        })
+        .await
+    }
+
+    /// Empties the session's data, keeping its key. Does not load.
+    ///
+    /// # Django
+    ///
+    /// `session.clear()`.
+    pub fn clear(&self) {
+        let mut state = self.state();
+        state.data.clear();
+        state.changed.clear();
+        state.cleared = true;
+        state.accessed = true;
+        state.modified = true;
+    }
+
+    /// Empties the session, deletes its record and drops its key: logout.
+    /// A later write in the same request starts a new session with a new key.
+    ///
+    /// # Errors
+    ///
+    /// A store error while deleting.
+    ///
+    /// # Django
+    ///
+    /// `session.flush()`.
+    pub async fn flush(&self) -> Result<()> {
+        let doomed: Vec<SessionKey> = {
+            let mut state = self.state();
+            let doomed = if state.loaded {
+                state.key.into_iter().collect()
+            } else {
+                state.candidates.iter().collect()
+            };
+            state.reset_empty();
+            state.accessed = true;
+            state.modified = true;
+            doomed
+        };
+        for key in doomed {
+            self.call(self.inner.shared.store.delete(&key)).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives the session a new key, keeping its data, and deletes the old
+    /// record: call it at login against session fixation.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading, creating or deleting.
+    ///
+    /// # Django
+    ///
+    /// `session.cycle_key()`: stores the data under a new key at once, then
+    /// deletes the old record.
+    pub async fn cycle_key(&self) -> Result<()> {
+        self.load(true).await?;
+        let (old, record) = {
+            let state = self.state();
+            (state.key, self.record_of(&state))
+        };
+        let saved = self.call(self.inner.shared.store.create(&record)).await?;
+        {
+            let mut state = self.state();
+            state.key = Some(saved.key);
+            state.version = Some(saved.version);
+            state.changed.clear();
+            state.cleared = false;
+            state.modified = true;
+        }
+        if let Some(old) = old {
+            self.call(self.inner.shared.store.delete(&old)).await?;
+        }
+        Ok(())
+    }
+
+    // ----- expiry ----------------------------------------------------------
+
+    /// Sets this session's expiry; see [`Expiry`] for the forms it takes.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> sesame::Result<()> {
+    /// # let session = sesame::Session::new(sesame::backends::MemoryStore::new(), None);
+    /// session.set_expiry(0).await?; // until the browser closes
+    /// assert!(session.expire_at_browser_close().await?);
+    /// session.set_expiry(300).await?; // five idle minutes
+    /// assert_eq!(session.expiry_age().await?, 300);
+    /// session.set_expiry(None::<i64>).await?; // back to SESSION_COOKIE_AGE
+    /// assert_eq!(session.expiry_age().await?, 1_209_600);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Django
+    ///
+    /// `session.set_expiry(value)`, stored under `_session_expiry` as Django stores it.
+    pub async fn set_expiry(&self, expiry: impl Into<Expiry>) -> Result<()> {
+        let stored = expiry.into().to_stored(OffsetDateTime::now_utc());
+        self.with_data(|s| match stored {
+            Some(v) => {
+                s.set(SESSION_EXPIRY_KEY, Some(v));
+            }
+            None => {
+                if s.data.contains_key(SESSION_EXPIRY_KEY) {
+                    s.set(SESSION_EXPIRY_KEY, None);
+                }
+            }
+        })
+        .await
+    }
+
+    /// Seconds until the session expires if saved now.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    ///
+    /// # Django
+    ///
+    /// `session.get_expiry_age()`.
+    #[doc(alias = "get_expiry_age")]
+    pub async fn expiry_age(&self) -> Result<i64> {
+        let age = self.settings().cookie_age;
+        self.with_data(|s| {
+            crate::expiry_age(
+                s.data.get(SESSION_EXPIRY_KEY),
+                OffsetDateTime::now_utc(),
+                age,
+            )
+        })
+        .await
+    }
+
+    /// When the session expires if saved now.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    ///
+    /// # Django
+    ///
+    /// `session.get_expiry_date()`.
+    #[doc(alias = "get_expiry_date")]
+    pub async fn expiry_date(&self) -> Result<OffsetDateTime> {
+        let age = self.settings().cookie_age;
+        self.with_data(|s| {
+            crate::expiry_date(
+                s.data.get(SESSION_EXPIRY_KEY),
+                OffsetDateTime::now_utc(),
+                age,
+            )
+        })
+        .await
+    }
+
+    /// Whether the session cookie lasts only until the browser closes.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    ///
+    /// # Django
+    ///
+    /// `session.get_expire_at_browser_close()`.
+    #[doc(alias = "get_expire_at_browser_close")]
+    pub async fn expire_at_browser_close(&self) -> Result<bool> {
+        let default = self.settings().expire_at_browser_close;
+        self.with_data(|s| crate::expire_at_browser_close(s.data.get(SESSION_EXPIRY_KEY), default))
+            .await
+    }
+
+    /// `SESSION_COOKIE_AGE`, in seconds.
+    ///
+    /// # Django
+    ///
+    /// `session.get_session_cookie_age()`.
+    #[doc(alias = "get_session_cookie_age")]
+    #[must_use]
+    pub fn session_cookie_age(&self) -> i64 {
+        self.settings().cookie_age
+    }
+
+    // ----- test cookie -----------------------------------------------------
+
+    /// Stores the test value, to check on a later request that the browser keeps cookies.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    pub async fn set_test_cookie(&self) -> Result<()> {
+        self.insert_value(TEST_COOKIE_NAME, Value::from(TEST_COOKIE_VALUE))
+            .await
+    }
+
+    /// Whether the value stored by [`set_test_cookie`](Self::set_test_cookie) came back.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    pub async fn test_cookie_worked(&self) -> Result<bool> {
+        Ok(self.get_value(TEST_COOKIE_NAME).await? == Some(Value::from(TEST_COOKIE_VALUE)))
+    }
+
+    /// Removes the test value.
+    ///
+    /// # Errors
+    ///
+    /// A store error while loading.
+    pub async fn delete_test_cookie(&self) -> Result<()> {
+        self.remove(TEST_COOKIE_NAME).await.map(|_| ())
+    }
+
+    // ----- saving ----------------------------------------------------------
+
+    /// Writes the session to its store: creates the record (with a fresh key)
+    /// when there is none, otherwise updates it, moving its expiry forward.
+    ///
+    /// A concurrent change to the record is resolved by the conflict policy
+    /// (by default: re-read and re-apply this session's own changes). A record
+    /// deleted meanwhile (a logout in another request) is never re-created.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Missing`] when the record was deleted meanwhile (Django's
+    /// `SessionInterrupted`), [`Error::Conflict`] under the strict policy or
+    /// when retries run out, or a store error.
+    ///
+    /// # Django
+    ///
+    /// `session.save()`.
+    pub async fn save(&self) -> Result<()> {
+        self.load(false).await?;
+        let shared = &self.inner.shared;
+        let unchanged = {
+            let state = self.state();
+            match state.key {
+                Some(key) if !state.modified => Some((key, self.record_of(&state).expires_at)),
+                _ => None,
+            }
+        };
+        if let Some((key, until)) = unchanged {
+            // Nothing changed: only the expiry moves (SESSION_SAVE_EVERY_REQUEST).
+            return self.call(shared.store.touch(&key, until)).await;
+        }
+        for _ in 0..MAX_SAVE_ATTEMPTS {
+            let (key, mut record) = {
+                let state = self.state();
+                (state.key, self.record_of(&state))
+            };
+            let result = match key {
+                None => self.call(shared.store.create(&record)).await,
+                Some(key) => {
+                    if shared.policy == ConflictPolicy::LastWriteWins {
+                        record.version = None;
+                    }
+                    self.call(shared.store.save(&key, &record)).await
+                }
+            };
+            match result {
+                Ok(saved) => {
+                    let mut state = self.state();
+                    state.key = Some(saved.key);
+                    state.version = Some(saved.version);
+                    state.loaded = true;
+                    state.changed.clear();
+                    state.cleared = false;
+                    state.modified = false;
+                    return Ok(());
+                }
+                Err(Error::Conflict) if shared.policy == ConflictPolicy::Merge => {
+                    let Some(key) = key else {
+                        return Err(Error::Conflict);
+                    };
+                    let fresh = match self.call(shared.store.load(&key)).await {
+                        Ok(fresh) => fresh,
+                        Err(Error::Corrupt(_)) => None,
+                        Err(e) => return Err(e),
+                    };
+                    let Some(fresh) = fresh else {
+                        return Err(Error::Missing);
+                    };
+                    self.state().rebase(Some((key, fresh)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict)
+    }
+
+    /// The record to write now: the data and its expiry computed at this instant.
+    fn record_of(&self, state: &State) -> Record {
+        let settings = self.settings();
+        let expires_at = crate::expiry_date(
+            state.data.get(SESSION_EXPIRY_KEY),
+            OffsetDateTime::now_utc(),
+            settings.cookie_age,
+        );
+        Record {
+            data: state.data.clone(),
+            expires_at,
+            version: state.version.clone(),
+        }
+    }
+
+    // ----- for the middleware ----------------------------------------------
+
+    pub(crate) fn outcome(&self) -> Outcome {
+        let state = self.state();
+        Outcome {
+            accessed: state.accessed,
+            modified: state.modified,
+            empty: state.is_empty(),
+            loaded: state.loaded,
+            outage: state.outage,
+        }
+    }
+
+    /// Loads without marking the session accessed (for `SESSION_SAVE_EVERY_REQUEST`).
+    pub(crate) async fn load_quietly(&self) -> Result<()> {
+        self.load(false).await
+    }
+
+    /// The cookie facts: whether it expires at browser close, and its max age.
+    pub(crate) fn cookie_lifetime(&self) -> (bool, i64) {
+        let settings = self.settings();
+        let state = self.state();
+        let stored = state.data.get(SESSION_EXPIRY_KEY);
+        (
+            crate::expire_at_browser_close(stored, settings.expire_at_browser_close),
+            crate::expiry_age(stored, OffsetDateTime::now_utc(), settings.cookie_age),
+        )
+    }
+}
+
+impl State {
+    fn current_key(&self) -> Option<SessionKey> {
+        if self.loaded {
+            self.key
+        } else {
+            self.candidates.first()
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.current_key().is_none() && self.data.is_empty()
+    }
+
+    /// Sets (`Some`) or removes (`None`) one key, recording the change.
+    fn set(&mut self, key: &str, value: Option<Value>) -> Option<Value> {
+        self.modified = true;
+        self.changed.insert(key.to_owned());
+        match value {
+            Some(v) => self.data.insert(key.to_owned(), v),
+            None => self.data.shift_remove(key),
+        }
+    }
+
+    fn reset_empty(&mut self) {
+        self.key = None;
+        self.loaded = true;
+        self.data.clear();
+        self.version = None;
+        self.changed.clear();
+        self.cleared = false;
+    }
+
+    /// Adopts `fresh` as the stored state and re-applies this session's own
+    /// changes on top of it. `None` means no live record: the key is dropped.
+    fn rebase(&mut self, fresh: Option<(SessionKey, Record)>) {
+        let (key, mut data, version) = match fresh {
+            Some((key, record)) => (Some(key), record.data, record.version),
+            None => (None, SessionMap::new(), None),
+        };
+        if self.cleared {
+            data.clear();
+        }
+        for k in &self.changed {
+            match self.data.get(k) {
+                Some(v) => {
+                    data.insert(k.clone(), v.clone());
+                }
+                None => {
+                    data.shift_remove(k);
+                }
+            }
+        }
+        self.key = key;
+        self.data = data;
+        self.version = version;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::backends::MemoryStore;
+
+    fn fresh() -> (MemoryStore, Session) {
+        let store = MemoryStore::new();
+        (store.clone(), Session::new(store, None))
+    }
+
+    #[tokio::test]
+    async fn reading_marks_accessed_but_not_modified() {
+        let (_, s) = fresh();
+        assert!(!s.is_accessed());
+        assert_eq!(s.get::<i64>("x").await.unwrap(), None);
+        assert!(s.is_accessed() && !s.is_modified());
+    }
+
+    #[tokio::test]
+    async fn writing_marks_modified() {
+        let (_, s) = fresh();
+        s.insert("x", 1).await.unwrap();
+        assert!(s.is_accessed() && s.is_modified());
+    }
+
+    #[tokio::test]
+    async fn pop_of_absent_key_does_not_modify() {
+        let (_, s) = fresh();
+        assert_eq!(s.pop::<i64>("nope").await.unwrap(), None);
+        assert_eq!(s.pop_or("nope", 7).await.unwrap(), 7);
+        assert!(!s.is_modified());
+        s.insert("k", "v").await.unwrap();
+        s.save().await.unwrap();
+        assert_eq!(s.pop::<String>("k").await.unwrap().as_deref(), Some("v"));
+        assert!(s.is_modified());
+    }
+
+    #[tokio::test]
+    async fn setdefault_stores_only_when_absent() {
+        let (_, s) = fresh();
+        assert_eq!(s.setdefault("a", 1).await.unwrap(), 1);
+        assert!(s.is_modified());
+        s.save().await.unwrap();
+        assert_eq!(s.setdefault("a", 2).await.unwrap(), 1);
+        assert!(!s.is_modified());
+    }
+
+    #[tokio::test]
+    async fn clear_does_not_load() {
+        let (_, s) = fresh();
+        s.clear();
+        assert!(s.is_accessed() && s.is_modified());
+        assert!(s.is_empty());
+    }
+
+    #[tokio::test]
+    async fn save_creates_then_updates_the_same_key() {
+        let (store, s) = fresh();
+        s.insert("n", 1).await.unwrap();
+        s.save().await.unwrap();
+        let key = s.session_key().unwrap();
+        s.insert("n", 2).await.unwrap();
+        s.save().await.unwrap();
+        assert_eq!(s.session_key(), Some(key));
+        let again = Session::new(store.clone(), Some(key));
+        assert_eq!(again.get::<i64>("n").await.unwrap(), Some(2));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_key_is_never_adopted() {
+        let store = MemoryStore::new();
+        let forged: SessionKey = "attackerchosenkey123".parse().unwrap();
+        let s = Session::new(store.clone(), Some(forged));
+        assert!(!s.is_empty());
+        s.insert("x", 1).await.unwrap();
+        assert_eq!(s.session_key(), None);
+        s.save().await.unwrap();
+        assert_ne!(s.session_key(), Some(forged));
+        assert!(!store.exists(&forged).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn flush_deletes_the_record_and_drops_the_key() {
+        let (store, s) = fresh();
+        s.insert("user", 1).await.unwrap();
+        s.save().await.unwrap();
+        let key = s.session_key().unwrap();
+        s.flush().await.unwrap();
+        assert!(s.is_empty());
+        assert_eq!(s.session_key(), None);
+        assert!(!store.exists(&key).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn cycle_key_keeps_data_under_a_new_key() {
+        let (store, s) = fresh();
+        s.insert("cart", json!([1, 2])).await.unwrap();
+        s.save().await.unwrap();
+        let old = s.session_key().unwrap();
+        s.cycle_key().await.unwrap();
+        let new = s.session_key().unwrap();
+        assert_ne!(old, new);
+        assert!(!store.exists(&old).await.unwrap());
+        assert_eq!(s.get_value("cart").await.unwrap(), Some(json!([1, 2])));
+        s.save().await.unwrap();
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn save_after_concurrent_delete_is_interrupted() {
+        let (store, s) = fresh();
+        s.insert("a", 1).await.unwrap();
+        s.save().await.unwrap();
+        store.delete(&s.session_key().unwrap()).await.unwrap();
+        s.insert("a", 2).await.unwrap();
+        assert!(matches!(s.save().await, Err(Error::Missing)));
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn concurrent_sessions_merge_their_changes() {
+        let (store, s) = fresh();
+        s.insert("base", 0).await.unwrap();
+        s.save().await.unwrap();
+        let key = s.session_key();
+        let a = Session::new(store.clone(), key);
+        let b = Session::new(store.clone(), key);
+        a.insert("a", 1).await.unwrap();
+        b.insert("b", 2).await.unwrap();
+        a.save().await.unwrap();
+        b.save().await.unwrap();
+        let check = Session::new(store, key);
+        assert_eq!(check.keys().await.unwrap(), ["base", "a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn expiry_forms_follow_django() {
+        let (_, s) = fresh();
+        assert_eq!(s.expiry_age().await.unwrap(), 1_209_600);
+        assert!(!s.expire_at_browser_close().await.unwrap());
+        s.set_expiry(0).await.unwrap();
+        assert!(s.expire_at_browser_close().await.unwrap());
+        assert_eq!(s.expiry_age().await.unwrap(), 1_209_600);
+        s.set_expiry(time::Duration::seconds(100)).await.unwrap();
+        let age = s.expiry_age().await.unwrap();
+        assert!((98..=100).contains(&age), "{age}");
+        assert!(
+            s.get_value(SESSION_EXPIRY_KEY)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_string()
+        );
+        s.set_expiry(None::<i64>).await.unwrap();
+        assert!(!s.contains(SESSION_EXPIRY_KEY).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn test_cookie_round_trip() {
+        let (_, s) = fresh();
+        assert!(!s.test_cookie_worked().await.unwrap());
+        s.set_test_cookie().await.unwrap();
+        assert!(s.test_cookie_worked().await.unwrap());
+        s.delete_test_cookie().await.unwrap();
+        assert!(!s.test_cookie_worked().await.unwrap());
+    }
+
+    #[test]
+    fn session_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Session>();
+    }
+}
