@@ -185,7 +185,7 @@ mod tests {
             &b"sessionid=short"[..],
             b"sessionid=../../etc/passwd",
             b"sessionid=ABCDEFGH12345678",
-            b"sessionid=abcdefgh\x01234567",
+            b"sessionid=abcdefgh\t1234567",
             b"sessionid=\xff\xfe\xfdabcdefgh",
             b"sessionid=",
             b"sessionid=\"abcdefgh",
