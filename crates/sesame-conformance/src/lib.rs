@@ -1,1 +1,39 @@
-//! Conformance suites for Sesame stores.
+//! Conformance suites every Sesame session store must pass.
+//!
+//! - [`store_suite!`] expands to one test per rule of the
+//!   [`SessionStore`](sesame::backends::SessionStore) trait, so a new store is
+//!   checked against the same cases as every other (Django's
+//!   `SessionTestsMixin`). [`Caps`] says what the store under test can do.
+//! - [`env_url`] reads `SESAME_TEST_<STORE>_URL` for stores that need an
+//!   external server, and prints the skip line when it is unset.
+//!
+//! # Examples
+//!
+//! In `crates/sesame/tests/backends.rs`, one module per store:
+//!
+//! ```
+//! mod memory {
+//!     sesame_conformance::store_suite!(
+//!         async { Some(sesame::backends::MemoryStore::new()) },
+//!         sesame_conformance::Caps::default()
+//!     );
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! A doc-test compiles but does not run `#[test]` functions;
+//! `crates/sesame/tests/backends.rs` runs exactly this.
+
+mod store;
+
+pub use store::{Caps, env_url};
+
+/// What the exported macros reach through `$crate`, so callers need no
+/// dependency of their own on tokio. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use ::sesame;
+    pub use ::tokio;
+
+    pub use crate::store::{cases, run};
+}
