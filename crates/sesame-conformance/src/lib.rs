@@ -1,4 +1,4 @@
-//! Conformance suites every Sesame session store must pass.
+//! Conformance suites every Sesame session store must pass, and test doubles.
 //!
 //! - [`store_suite!`] expands to one test per rule of the
 //!   [`SessionStore`](sesame::backends::SessionStore) trait, so a new store is
@@ -6,6 +6,8 @@
 //!   `SessionTestsMixin`). [`Caps`] says what the store under test can do.
 //! - [`env_url`] reads `SESAME_TEST_<STORE>_URL` for stores that need an
 //!   external server, and prints the skip line when it is unset.
+//! - [`FailingStore`], [`CountingStore`] and [`SlowStore`] are test doubles:
+//!   an outage, a call counter and a slow store. No mocking framework.
 //!
 //! # Examples
 //!
@@ -24,8 +26,10 @@
 //! A doc-test compiles but does not run `#[test]` functions;
 //! `crates/sesame/tests/backends.rs` runs exactly this.
 
+mod doubles;
 mod store;
 
+pub use doubles::{Calls, CountingStore, FailingStore, Outage, SlowStore};
 pub use store::{Caps, env_url};
 
 /// What the exported macros reach through `$crate`, so callers need no
