@@ -27,6 +27,7 @@
 //! `crates/sesame/tests/backends.rs` runs exactly this.
 
 mod doubles;
+mod http;
 mod store;
 
 pub use doubles::{Calls, CountingStore, FailingStore, Outage, SlowStore};
@@ -39,5 +40,6 @@ pub mod __private {
     pub use ::sesame;
     pub use ::tokio;
 
+    pub use crate::http::cases as http_cases;
     pub use crate::store::{cases, run};
 }

@@ -5,6 +5,11 @@
 //! Run: `cargo bench -p sesame --bench middleware`. Whole-server figures against
 //! peers come from `../shared/peer-bench` (see BENCHMARKS.md).
 
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
+
 use std::hint::black_box;
 
 use axum::Router;

@@ -22,4 +22,8 @@ mod memory {
         async { Some(sesame::backends::MemoryStore::new()) },
         sesame_conformance::Caps::default(),
     );
+    sesame_conformance::http_suite!(
+        async { Some(sesame::backends::MemoryStore::new()) },
+        sesame_conformance::Caps::default(),
+    );
 }
