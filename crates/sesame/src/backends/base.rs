@@ -170,9 +170,13 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Moves the expiry of the record under `key` to `until` without changing its data.
     ///
+    /// The default loads and saves with the loaded version; stores override
+    /// it with a single in-place update (`UPDATE … SET expire_date`, `EXPIRE`).
+    ///
     /// # Errors
     ///
-    /// [`Error::Missing`] when no live record exists, or a backend error.
+    /// [`Error::Missing`] when no live record exists, [`Error::Conflict`]
+    /// when the default implementation races a concurrent save, or a backend error.
     fn touch(
         &self,
         key: &SessionKey,
