@@ -8,8 +8,19 @@
 //! | `MySqlStore` | `db` on MySQL / MariaDB | `mysql` |
 
 mod base;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod db;
 mod memory;
 
 pub(crate) use base::DynStore;
 pub use base::{CREATE_ATTEMPTS, Record, Saved, SessionStore, Version, create_unique};
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub use db::MySqlStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use db::PostgresStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use db::SqliteStore;
 pub use memory::MemoryStore;

@@ -1,0 +1,192 @@
+//! The `db` engine: sessions in Django's `django_session` table, on SQLite,
+//! PostgreSQL or MySQL / MariaDB.
+//!
+//! Every store here runs the same statements against the same table, so a
+//! Django app and a Rust service can share it:
+//!
+//! - `load` and `exists` select only rows with `expire_date > now`;
+//! - `create` is a plain `INSERT` (a primary-key violation is a key collision);
+//! - `save` is an `UPDATE` guarded by the `session_data` it last read (the
+//!   record's [`Version`](super::Version) is that text), and never inserts;
+//! - `now` is always the application's UTC clock, passed as a parameter, never
+//!   the database's `now()` (Django does the same: on SQLite `expire_date` is
+//!   text and the comparison is a text comparison).
+//!
+//! This module holds what the dialects share: the statements, identifier
+//! quoting and time truncation.
+
+use time::{Duration, OffsetDateTime, UtcOffset};
+
+use super::Version;
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "mysql")]
+pub use mysql::MySqlStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// The name of the `expire_date` index Django's migration `sessions.0001_initial`
+/// creates on `django_session`.
+const DJANGO_EXPIRE_INDEX: &str = "django_session_expire_date_a5c62663";
+
+/// The name of the `expire_date` index for `table`: Django's own for
+/// `django_session`, a derived one for any other table.
+fn expire_index_name(table: &str) -> String {
+    if table == sesame_codec::DB_TABLE {
+        DJANGO_EXPIRE_INDEX.to_owned()
+    } else {
+        format!("{table}_expire_date_idx")
+    }
+}
+
+/// `at` in UTC, cut to whole microseconds: the precision Django and every
+/// database here keep, so what we write is exactly what we read back.
+fn to_stored_time(at: OffsetDateTime) -> OffsetDateTime {
+    let at = at.to_offset(UtcOffset::UTC);
+    at - Duration::nanoseconds(i64::from(at.nanosecond() % 1_000))
+}
+
+/// The guard a `save` puts on the row it updates.
+enum Condition<'a> {
+    /// `record.version` is `None`: write whatever is stored.
+    Unconditional,
+    /// Write only while `session_data` is still exactly this text.
+    DataIs(&'a str),
+    /// The record's version is not text, so no stored `session_data` can
+    /// match it: the save is a conflict (or missing) without writing.
+    NeverMatches,
+}
+
+impl<'a> Condition<'a> {
+    /// The guard for a record read at `version`.
+    fn of(version: Option<&'a Version>) -> Self {
+        match version {
+            None => Self::Unconditional,
+            Some(version) => version.as_str().map_or(Self::NeverMatches, Self::DataIs),
+        }
+    }
+}
+
+/// How one SQL dialect spells identifiers and parameters.
+struct Syntax {
+    /// Quotes an identifier.
+    quote: fn(&str) -> String,
+    /// The `n`-th (1-based) bind parameter.
+    param: fn(usize) -> String,
+    /// Wraps a parameter so that comparing `session_data` with it is byte for
+    /// byte (MySQL's default collations ignore case and trailing spaces).
+    exact: fn(String) -> String,
+}
+
+/// The statements a store runs, built once per table.
+///
+/// Parameter order (each statement binds in this order):
+///
+/// | statement | parameters |
+/// |---|---|
+/// | `load`, `exists` | key, now |
+/// | `insert` | key, data, expire |
+/// | `update_if` | data, expire, key, expected data, now |
+/// | `update` | data, expire, key, now |
+/// | `touch` | expire, key, now |
+/// | `delete` | key |
+/// | `clear_expired` | now |
+#[derive(Debug)]
+struct Statements {
+    load: String,
+    exists: String,
+    insert: String,
+    update_if: String,
+    update: String,
+    touch: String,
+    delete: String,
+    clear_expired: String,
+}
+
+impl Statements {
+    fn new(table: &str, syntax: &Syntax) -> Self {
+        let t = (syntax.quote)(table);
+        let p = syntax.param;
+        let live = |key: usize, now: usize| {
+            format!("session_key = {} AND expire_date > {}", p(key), p(now))
+        };
+        Self {
+            load: format!(
+                "SELECT session_data, expire_date FROM {t} WHERE {}",
+                live(1, 2)
+            ),
+            exists: format!("SELECT 1 FROM {t} WHERE {}", live(1, 2)),
+            insert: format!(
+                "INSERT INTO {t} (session_key, session_data, expire_date) VALUES ({}, {}, {})",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            update_if: format!(
+                "UPDATE {t} SET session_data = {}, expire_date = {} \
+                 WHERE session_key = {} AND session_data = {} AND expire_date > {}",
+                p(1),
+                p(2),
+                p(3),
+                (syntax.exact)(p(4)),
+                p(5)
+            ),
+            update: format!(
+                "UPDATE {t} SET session_data = {}, expire_date = {} WHERE {}",
+                p(1),
+                p(2),
+                live(3, 4)
+            ),
+            touch: format!("UPDATE {t} SET expire_date = {} WHERE {}", p(1), live(2, 3)),
+            delete: format!("DELETE FROM {t} WHERE session_key = {}", p(1)),
+            clear_expired: format!("DELETE FROM {t} WHERE expire_date < {}", p(1)),
+        }
+    }
+}
+
+/// Quotes an identifier the ANSI way (SQLite, PostgreSQL).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn quote_ansi(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn stored_time_is_utc_and_whole_microseconds() {
+        let at = datetime!(2026-12-09 17:33:41.313_745_999 +01:00);
+        assert_eq!(
+            to_stored_time(at),
+            datetime!(2026-12-09 16:33:41.313_745 UTC)
+        );
+        assert_eq!(to_stored_time(at).offset(), UtcOffset::UTC);
+    }
+
+    #[test]
+    fn django_table_keeps_django_index_name() {
+        assert_eq!(
+            expire_index_name("django_session"),
+            "django_session_expire_date_a5c62663"
+        );
+        assert_eq!(expire_index_name("sessions"), "sessions_expire_date_idx");
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ansi("django_session"), "\"django_session\"");
+        assert_eq!(quote_ansi("a\"b"), "\"a\"\"b\"");
+    }
+}
