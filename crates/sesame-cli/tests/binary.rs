@@ -1,0 +1,290 @@
+//! The real `sesame` binary: `serve` keeps counting across a restart, stops
+//! cleanly on SIGTERM and refuses inconsistent settings; `migrate` and
+//! `clearsessions` work on an SQLite file.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] fns: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use tokio::process::{Child, Command};
+
+use common::{TempDir, free_port, http_get, shown_counter};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sesame");
+
+/// How long a server may take to answer its first request.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a command may take to finish.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `sesame` run in `dir`, with none of the settings the command reads
+/// inherited from the environment running the tests.
+fn sesame(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).stdin(Stdio::null()).kill_on_drop(true);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("SESSION_")
+            || name.starts_with("SECRET_KEY")
+            || name.starts_with("SESAME_")
+        {
+            cmd.env_remove(&*name);
+        }
+    }
+    cmd.env("RUST_LOG", "info");
+    cmd
+}
+
+/// A running `sesame serve`, its output going to a log file.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    async fn start(dir: &Path, store: &str, log_name: &str, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let log = dir.join(log_name);
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = sesame(dir);
+        cmd.args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--store",
+            store,
+        ])
+        .envs(env.iter().copied())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+        let mut server = Self {
+            child: cmd.spawn().unwrap(),
+            port,
+            log,
+        };
+        server.wait_until_up().await;
+        server
+    }
+
+    /// Polls `/healthz` until it answers, bounded by [`START_TIMEOUT`].
+    async fn wait_until_up(&mut self) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("sesame serve exited with {status}:\n{}", self.log_text());
+            }
+            if let Ok(reply) = http_get(self.port, "/healthz", None).await
+                && reply.status == StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "sesame serve did not answer within {START_TIMEOUT:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    async fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().expect("still running").to_string();
+        let kill = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(kill.success());
+        let status = tokio::time::timeout(EXIT_TIMEOUT, self.child.wait())
+            .await
+            .expect("sesame serve stops after SIGTERM")
+            .unwrap();
+        (status, self.log_text())
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn counter(&self, key: Option<&str>) -> (i64, Option<String>) {
+        let reply = http_get(self.port, "/", key).await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        (shown_counter(&reply.body), reply.new_key())
+    }
+}
+
+/// Runs `sesame args…` in `dir` to completion (bounded) and returns its output.
+async fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    let output = tokio::time::timeout(
+        EXIT_TIMEOUT,
+        sesame(dir).args(args).envs(env.iter().copied()).output(),
+    )
+    .await
+    .expect("the command finishes")
+    .unwrap();
+    (
+        output.status,
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn serve_keeps_counting_across_a_restart() {
+    let dir = TempDir::new("binary-restart");
+    let db = dir.path().join("db.sqlite3");
+    let store = format!("sqlite://{}", db.display());
+    let key_file = dir.path().join("db.sqlite3.secret_key");
+
+    let server = Server::start(dir.path(), &store, "first.log", &[]).await;
+    let (n, key) = server.counter(None).await;
+    assert_eq!(n, 0);
+    let key = key.expect("a session cookie");
+    assert_eq!(server.counter(Some(&key)).await, (1, Some(key.clone())));
+    let (status, first_log) = server.terminate().await;
+    assert!(status.success(), "{status}\n{first_log}");
+    assert!(first_log.contains("generated a random one"), "{first_log}");
+    let secret = std::fs::read_to_string(&key_file).expect("the secret key file");
+    assert_eq!(secret.trim().len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let server = Server::start(dir.path(), &store, "second.log", &[]).await;
+    assert_eq!(server.counter(Some(&key)).await, (2, Some(key.clone())));
+    assert_eq!(server.counter(Some(&key)).await.0, 3);
+    let (status, second_log) = server.terminate().await;
+    assert!(status.success(), "{status}\n{second_log}");
+    assert!(
+        second_log.contains("using the one generated earlier"),
+        "{second_log}"
+    );
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), secret);
+
+    for log in [&first_log, &second_log] {
+        assert!(!log.contains(secret.trim()), "the secret key was logged");
+        assert!(!log.contains(&key), "a whole session key was logged");
+    }
+}
+
+#[tokio::test]
+async fn serve_with_a_secret_key_writes_no_key_file() {
+    let dir = TempDir::new("binary-secret");
+    let env = [("SECRET_KEY", "a-key-from-the-environment")];
+    let server = Server::start(dir.path(), "memory:", "serve.log", &env).await;
+    assert_eq!(server.counter(None).await.0, 0);
+    let (status, log) = server.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(!dir.path().join("sesame.secret_key").exists());
+    assert!(!log.contains("a-key-from-the-environment"));
+}
+
+#[tokio::test]
+async fn serve_refuses_inconsistent_settings() {
+    let dir = TempDir::new("binary-settings");
+    for (name, value) in [
+        ("SESSION_COOKIE_SAMESITE", "None"),
+        ("SESSION_COOKIE_AGE", "two weeks"),
+        ("SESSION_COOKIE_NAME", "__Host-id"),
+    ] {
+        let args = ["serve", "--addr", "127.0.0.1:0", "--store", "memory:"];
+        let (status, _, stderr) = run(dir.path(), &args, &[(name, value)]).await;
+        assert_eq!(status.code(), Some(1), "{name}={value}: {stderr}");
+        assert!(stderr.contains("invalid settings"), "{stderr}");
+        assert!(stderr.contains(name), "{name} not named in: {stderr}");
+    }
+    // Settings are checked before anything is created.
+    assert!(!dir.path().join("sesame.secret_key").exists());
+}
+
+#[tokio::test]
+async fn unknown_store_url_is_a_usage_error() {
+    let dir = TempDir::new("binary-url");
+    let (status, _, stderr) = run(
+        dir.path(),
+        &["migrate", "--store", "redis://127.0.0.1"],
+        &[],
+    )
+    .await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown store"), "{stderr}");
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn migrate_then_clearsessions_removes_only_expired_sessions() {
+    let dir = TempDir::new("binary-clear");
+    let db = dir.path().join("db.sqlite3");
+    let store = format!("sqlite://{}", db.display());
+
+    let (status, stdout, stderr) = run(dir.path(), &["migrate", "--store", &store], &[]).await;
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("session table is ready"), "{stdout}");
+    // Migrating twice is harmless.
+    assert!(
+        run(dir.path(), &["migrate", "--store", &store], &[])
+            .await
+            .0
+            .success()
+    );
+
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        for (key, expires) in [
+            ("expiredsession000000000000000001", "2000-01-01 00:00:00"),
+            ("expiredsession000000000000000002", "2020-06-01 12:00:00.5"),
+            ("livesession000000000000000000001", "2999-01-01 00:00:00"),
+        ] {
+            conn.execute(
+                "INSERT INTO django_session (session_key, session_data, expire_date) VALUES (?1, '{}', ?2)",
+                [key, expires],
+            )
+            .unwrap();
+        }
+    }
+
+    let (status, stdout, stderr) =
+        run(dir.path(), &["clearsessions", "--store", &store], &[]).await;
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "removed 2 expired sessions");
+    let (_, stdout, _) = run(dir.path(), &["clearsessions", "--store", &store], &[]).await;
+    assert_eq!(stdout.trim(), "removed 0 expired sessions");
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let left: Vec<String> = conn
+        .prepare("SELECT session_key FROM django_session")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(left, ["livesession000000000000000000001"]);
+}
+
+#[cfg(not(feature = "postgres"))]
+#[tokio::test]
+async fn a_store_left_out_of_the_build_names_its_feature() {
+    let dir = TempDir::new("binary-feature");
+    let (status, _, stderr) = run(
+        dir.path(),
+        &["migrate", "--store", "postgres://u@127.0.0.1/db"],
+        &[],
+    )
+    .await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`postgres` feature"), "{stderr}");
+}
