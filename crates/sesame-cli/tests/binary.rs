@@ -288,3 +288,54 @@ async fn a_store_left_out_of_the_build_names_its_feature() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("`postgres` feature"), "{stderr}");
 }
+
+/// `serve`, `migrate` and `clearsessions` on the database server
+/// `SESAME_TEST_<STORE>_URL` names, or a skip line when it is unset.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn serve_on_a_server(store_name: &str, url_of: impl Fn(&str) -> String) {
+    let Some(url) = sesame_conformance::env_url(store_name) else {
+        return;
+    };
+    let store = url_of(&url);
+    let dir = TempDir::new(&format!("binary-{store_name}"));
+    let (status, stdout, stderr) = run(dir.path(), &["migrate", "--store", &store], &[]).await;
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("session table is ready"), "{stdout}");
+
+    let server = Server::start(dir.path(), &store, "serve.log", &[]).await;
+    let (n, key) = server.counter(None).await;
+    assert_eq!(n, 0);
+    let key = key.expect("a session cookie");
+    assert_eq!(server.counter(Some(&key)).await.0, 1);
+    let whoami = http_get(server.port, "/whoami", Some(&key))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(whoami["session"]["counter"], serde_json::json!(2));
+    let (status, log) = server.terminate().await;
+    assert!(status.success(), "{log}");
+    // The server's password, if the URL has one, never reaches the log.
+    let userinfo = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'));
+    if let Some((_, password)) = userinfo.and_then(|(info, _)| info.split_once(':')) {
+        assert!(password.is_empty() || !log.contains(password), "{log}");
+    }
+
+    let (status, stdout, stderr) =
+        run(dir.path(), &["clearsessions", "--store", &store], &[]).await;
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("removed "), "{stdout}");
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn serve_on_postgres() {
+    serve_on_a_server("postgres", str::to_owned).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn serve_on_mariadb_with_the_mariadb_scheme() {
+    serve_on_a_server("mysql", |url| url.replacen("mysql://", "mariadb://", 1)).await;
+}
