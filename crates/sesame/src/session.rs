@@ -232,7 +232,7 @@ impl Session {
         &self.inner.shared.settings
     }
 
-    /// Runs one store call under the configured timeout, noting outages.
+    /// Runs one store call under the configured timeout, noting and logging outages.
     async fn call<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let result = match tokio::time::timeout(self.settings().store_timeout, fut).await {
             Ok(r) => r,
@@ -241,6 +241,15 @@ impl Session {
         if let Err(e) = &result
             && e.is_outage()
         {
+            // Logged here, where the error is at hand: the middleware only
+            // sees the flag, and a handler's `?` turns the error into a 503
+            // without a word.
+            tracing::error!(
+                target: "sesame::store",
+                error = %e,
+                source = ?std::error::Error::source(e),
+                "session store unavailable"
+            );
             self.state().outage = true;
         }
         result

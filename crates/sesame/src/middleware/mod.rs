@@ -342,10 +342,8 @@ fn store_error<B: Default>(error: &Error) -> Response<B> {
             tracing::warn!(target: "sesame::middleware", "session save conflict; answering 409");
             status_only(StatusCode::CONFLICT)
         }
-        e if e.is_outage() => {
-            tracing::error!(target: "sesame::middleware", error = %e, source = ?std::error::Error::source(e), "session store unavailable; answering 503");
-            unavailable()
-        }
+        // Already logged, with its source, by the session's store call.
+        e if e.is_outage() => unavailable(),
         e => {
             tracing::error!(target: "sesame::middleware", error = %e, "session save failed; answering 500");
             status_only(StatusCode::INTERNAL_SERVER_ERROR)
