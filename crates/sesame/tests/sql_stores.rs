@@ -516,10 +516,8 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
 
     #[test]
     fn store_works_outside_a_tokio_runtime() {
-        // No runtime: the store runs SQLite in place instead of on the
-        // blocking pool.
         let store = SqliteStore::open_in_memory().unwrap();
-        futures_executor_block_on(async {
+        block_on(async {
             store.migrate().await.unwrap();
             let saved = store
                 .create(&Record::new(SessionMap::new(), in_hours(1)))
@@ -529,13 +527,24 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         });
     }
 
-    /// A minimal executor: polls a future that never returns `Pending`
-    /// (the store's work runs in place outside Tokio).
-    fn futures_executor_block_on<F: std::future::Future<Output = ()>>(future: F) {
-        use std::task::{Context, Poll, Waker};
+    /// A minimal executor: polls on this thread, parking between wake-ups.
+    fn block_on<F: std::future::Future<Output = ()>>(future: F) {
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Wake};
+
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+
+        let waker = Arc::new(Unpark(std::thread::current())).into();
+        let mut cx = Context::from_waker(&waker);
         let mut future = std::pin::pin!(future);
-        let mut cx = Context::from_waker(Waker::noop());
-        assert!(matches!(future.as_mut().poll(&mut cx), Poll::Ready(())));
+        while future.as_mut().poll(&mut cx) == Poll::Pending {
+            std::thread::park();
+        }
     }
 }
 

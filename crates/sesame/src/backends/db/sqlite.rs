@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, mpsc};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ffi, params};
 use time::{OffsetDateTime, PrimitiveDateTime};
+use tokio::sync::oneshot;
 
 use super::{Condition, Statements, Syntax, expire_index_name, quote_ansi, to_stored_time};
 use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
@@ -27,11 +29,13 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// - every write goes through **one** writer connection, so writers never
 ///   contend for SQLite's lock and "database is locked" cannot reach a request
 ///   (a lock held by another process is waited for up to 5 seconds);
-/// - reads go to a small pool of reader connections;
-/// - each call runs on Tokio's blocking pool (`spawn_blocking`), with cached
-///   prepared statements.
+/// - reads go to a few reader connections, in turn;
+/// - each connection is owned by a thread of its own that runs the calls sent
+///   to it, with cached prepared statements: an async task never blocks on
+///   SQLite, and no call waits for a blocking-pool thread or a lock.
 ///
-/// Cloning is cheap and clones share the connections.
+/// Cloning is cheap and clones share the connections; the threads end when
+/// the last clone is dropped. The store needs no particular async runtime.
 ///
 /// `expire_date` is stored as Django stores it on SQLite: UTC text in the
 /// form `YYYY-MM-DD HH:MM:SS[.ffffff]`, so a Django app can share the table.
@@ -65,31 +69,24 @@ pub struct SqliteStore {
     sql: Arc<Statements>,
 }
 
-struct Connections {
-    /// Every `INSERT`, `UPDATE` and `DELETE` runs here.
-    writer: Mutex<Connection>,
-    /// `SELECT`s run here; empty when the writer also serves reads.
-    readers: Box<[Mutex<Connection>]>,
-    next_reader: AtomicUsize,
-    /// The path or `:memory:`, for `Debug`.
-    location: String,
-}
-
 impl SqliteStore {
     /// A store over one connection the caller configured: every read and
     /// write uses it, and its settings are left as they are.
     ///
     /// [`open`](Self::open) is the fast choice for a file; this one suits a
     /// connection set up with custom options.
-    #[must_use]
-    pub fn new(conn: Connection) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// A backend error if the connection's thread cannot be started.
+    pub fn new(conn: Connection) -> Result<Self> {
         let location = conn.path().unwrap_or(":memory:").to_owned();
-        Self::from_connections(Connections {
-            writer: Mutex::new(conn),
+        Ok(Self::from_connections(Connections {
+            writer: Worker::spawn(conn, "sesame-sqlite")?,
             readers: Box::new([]),
             next_reader: AtomicUsize::new(0),
             location,
-        })
+        }))
     }
 
     /// Opens (creating if needed) the SQLite database at `path`, in WAL mode,
@@ -125,13 +122,16 @@ impl SqliteStore {
                 )?;
                 configure(&conn)?;
                 conn.pragma_update(None, "query_only", true)?;
-                Ok(Mutex::new(conn))
+                Ok(conn)
             })
-            .collect::<rusqlite::Result<Box<[_]>>>()
-            .map_err(Error::backend)?;
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Error::backend)?
+            .into_iter()
+            .map(|conn| Worker::spawn(conn, "sesame-sqlite-reader"))
+            .collect::<Result<Box<[_]>>>()?;
 
         Ok(Self::from_connections(Connections {
-            writer: Mutex::new(writer),
+            writer: Worker::spawn(writer, "sesame-sqlite-writer")?,
             readers,
             next_reader: AtomicUsize::new(0),
             location: path.display().to_string(),
@@ -146,14 +146,14 @@ impl SqliteStore {
     /// A backend error if SQLite cannot allocate the database.
     pub fn open_in_memory() -> Result<Self> {
         let conn = Connection::open_in_memory().map_err(Error::backend)?;
-        Ok(Self::new(conn))
+        Self::new(conn)
     }
 
     /// Opens the database a URL names: `sqlite://PATH`, `sqlite:PATH`, a bare
     /// path, or `sqlite::memory:` (also `:memory:`) for an in-memory database.
     ///
     /// A query string (`?mode=rwc`) is ignored: the file is always created
-    /// if missing. Runs [`open`](Self::open) on the blocking pool.
+    /// if missing.
     ///
     /// # Examples
     ///
@@ -170,10 +170,7 @@ impl SqliteStore {
     pub async fn connect(url: &str) -> Result<Self> {
         match parse_url(url) {
             Target::Memory => Self::open_in_memory(),
-            Target::File(path) => {
-                let path = path.to_owned();
-                blocking(move || Self::open(path)).await
-            }
+            Target::File(path) => Self::open(path),
             Target::Invalid => Err(Error::backend("an SQLite URL must name a path or :memory:")),
         }
     }
@@ -211,14 +208,14 @@ impl SqliteStore {
             t = quote_ansi(&self.table),
             i = quote_ansi(&expire_index_name(&self.table)),
         );
-        let conns = Arc::clone(&self.conns);
-        blocking(move || {
-            let mut conn = conns.writer();
-            let tx = conn.transaction().map_err(Error::backend)?;
-            tx.execute_batch(&ddl).map_err(Error::backend)?;
-            tx.commit().map_err(Error::backend)
-        })
-        .await
+        self.conns
+            .writer
+            .run(move |conn| {
+                let tx = conn.transaction().map_err(Error::backend)?;
+                tx.execute_batch(&ddl).map_err(Error::backend)?;
+                tx.commit().map_err(Error::backend)
+            })
+            .await
     }
 
     fn from_connections(conns: Connections) -> Self {
@@ -230,76 +227,113 @@ impl SqliteStore {
         }
     }
 
-    /// Runs `f` on a reader connection, on the blocking pool.
+    /// Runs `f` on a reader connection's thread.
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &Statements) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conns = Arc::clone(&self.conns);
         let sql = Arc::clone(&self.sql);
-        blocking(move || f(&conns.reader(), &sql).map_err(Error::backend)).await
+        self.conns
+            .reader()
+            .run(move |conn| f(conn, &sql).map_err(Error::backend))
+            .await
     }
 
-    /// Runs `f` on the writer connection, on the blocking pool.
+    /// Runs `f` on the writer connection's thread.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &Statements) -> Result<T> + Send + 'static,
     {
-        let conns = Arc::clone(&self.conns);
         let sql = Arc::clone(&self.sql);
-        blocking(move || f(&conns.writer(), &sql)).await
+        self.conns.writer.run(move |conn| f(conn, &sql)).await
     }
 }
+
+/// The threads that own the store's connections.
+struct Connections {
+    /// Every `INSERT`, `UPDATE` and `DELETE` runs on this one.
+    writer: Worker,
+    /// `SELECT`s run on these, in turn; empty when the writer also reads.
+    readers: Box<[Worker]>,
+    next_reader: AtomicUsize,
+    /// The path or `:memory:`, for `Debug`.
+    location: String,
+}
+
+/// Work for a connection thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A thread that owns one connection and runs the jobs sent to it, in order.
+///
+/// The thread ends, closing its connection, when the last store clone (and
+/// with it the sender) is dropped.
+struct Worker {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Worker {
+    fn spawn(mut conn: Connection, name: &str) -> Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    // A panicking job drops its reply sender, so its caller
+                    // gets an error; the connection and thread carry on
+                    // (statements reset when dropped, transactions roll back).
+                    let _ = panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                }
+            })
+            .map_err(Error::backend)?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` on this worker's connection and waits for its result
+    /// without blocking the async runtime.
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, result) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |conn| {
+                // The caller may have gone (a cancelled request): nothing to do.
+                let _ = reply.send(f(conn));
+            }))
+            .map_err(|_| Error::backend(WorkerGone))?;
+        result.await.map_err(|_| Error::backend(WorkerGone))?
+    }
+}
+
+/// A connection thread is gone: it can only have panicked outside a job.
+#[derive(Debug)]
+struct WorkerGone;
+
+impl fmt::Display for WorkerGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the SQLite connection thread has stopped")
+    }
+}
+
+impl std::error::Error for WorkerGone {}
 
 impl Connections {
-    fn writer(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.writer)
-    }
-
-    /// A free reader if there is one, else waits for the next in turn.
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        let n = self.readers.len();
-        if n == 0 {
-            return self.writer();
+    fn reader(&self) -> &Worker {
+        if self.readers.is_empty() {
+            return &self.writer;
         }
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            match self.readers[(start + i) % n].try_lock() {
-                Ok(conn) => return conn,
-                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        lock(&self.readers[start % n])
+        let next = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        &self.readers[next % self.readers.len()]
     }
-}
-
-/// Locks a connection. A panic while it was held cannot leave it half-used:
-/// statements reset when dropped and a transaction rolls back, so a poisoned
-/// lock is still safe to use.
-fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    conn.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(())
-}
-
-/// Runs blocking SQLite work on Tokio's blocking pool, or in place outside a
-/// Tokio runtime.
-async fn blocking<T, F>(f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T> + Send + 'static,
-{
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => runtime.spawn_blocking(f).await.map_err(Error::backend)?,
-        Err(_) => f(),
-    }
 }
 
 const SYNTAX: Syntax = Syntax {
