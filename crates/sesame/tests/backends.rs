@@ -27,3 +27,32 @@ mod memory {
         sesame_conformance::Caps::default(),
     );
 }
+
+mod sql_support;
+
+/// A fresh database file per case (WAL, one writer and reader connections).
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::sql_support::sqlite::store;
+
+    sesame_conformance::store_suite!(store(), sesame_conformance::Caps::default());
+    sesame_conformance::http_suite!(store(), sesame_conformance::Caps::default());
+}
+
+/// A fresh table per case on `SESAME_TEST_POSTGRES_URL`.
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::sql_support::postgres::store;
+
+    sesame_conformance::store_suite!(store(), sesame_conformance::Caps::default());
+    sesame_conformance::http_suite!(store(), sesame_conformance::Caps::default());
+}
+
+/// A fresh table per case on `SESAME_TEST_MYSQL_URL`.
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::sql_support::mysql::store;
+
+    sesame_conformance::store_suite!(store(), sesame_conformance::Caps::default());
+    sesame_conformance::http_suite!(store(), sesame_conformance::Caps::default());
+}

@@ -2,8 +2,9 @@
 //!
 //! PostgreSQL and MySQL tests share one server with each other and with other
 //! test runs, so each maker hands out a store on a fresh table of its own
-//! (`sesame_t_<unix time>_<random>`). Tables older than an hour are dropped
-//! when a new one is made: left over by a failed run, never in use.
+//! (`sesame_t_<unix time>_<random>`); the SQLite maker, a fresh file in
+//! `$TMPDIR/sesame-tests/`. Tables and files older than an hour are removed
+//! when a new one is made: left over by an earlier run, never in use.
 
 #![allow(dead_code, reason = "each test crate uses a subset of the makers")]
 
@@ -39,6 +40,33 @@ pub(crate) fn is_stale(name: &str) -> bool {
     };
     let made = rest.split('_').next().and_then(|t| t.parse::<i64>().ok());
     made.is_some_and(|t| OffsetDateTime::now_utc().unix_timestamp() - t > 3600)
+}
+
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite {
+    use sesame::backends::SqliteStore;
+
+    use super::{fresh_name, is_stale};
+
+    /// A migrated store on a fresh database file (WAL, writer and readers).
+    pub(crate) async fn store() -> Option<SqliteStore> {
+        let dir = std::env::temp_dir().join("sesame-tests");
+        std::fs::create_dir_all(&dir).expect("create the test directory");
+        for entry in std::fs::read_dir(&dir).expect("list the test directory") {
+            let path = entry.expect("a directory entry").path();
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_stale)
+            {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let store = SqliteStore::open(dir.join(format!("{}.sqlite3", fresh_name())))
+            .expect("open the database");
+        store.migrate().await.expect("migrate");
+        Some(store)
+    }
 }
 
 #[cfg(feature = "postgres")]
