@@ -37,7 +37,7 @@ pub enum Command {
     /// Create the session table and its index if they do not exist.
     Migrate(StoreArgs),
     /// Remove expired sessions and print how many were removed (Django's
-    /// `clearsessions`).
+    /// clearsessions).
     Clearsessions(StoreArgs),
 }
 
