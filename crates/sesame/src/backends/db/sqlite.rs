@@ -153,7 +153,8 @@ impl SqliteStore {
     /// path, or `sqlite::memory:` (also `:memory:`) for an in-memory database.
     ///
     /// A query string (`?mode=rwc`) is ignored: the file is always created
-    /// if missing.
+    /// if missing. Opening runs on Tokio's blocking pool when called inside a
+    /// Tokio runtime.
     ///
     /// # Examples
     ///
@@ -170,7 +171,18 @@ impl SqliteStore {
     pub async fn connect(url: &str) -> Result<Self> {
         match parse_url(url) {
             Target::Memory => Self::open_in_memory(),
-            Target::File(path) => Self::open(path),
+            Target::File(path) => {
+                // Opening touches the file system: keep it off the async
+                // workers when there is a Tokio runtime to lend a thread.
+                let path = path.to_owned();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => runtime
+                        .spawn_blocking(move || Self::open(path))
+                        .await
+                        .map_err(Error::backend)?,
+                    Err(_) => Self::open(path),
+                }
+            }
             Target::Invalid => Err(Error::backend("an SQLite URL must name a path or :memory:")),
         }
     }
