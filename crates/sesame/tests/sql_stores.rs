@@ -514,6 +514,21 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         assert!(SqliteStore::connect("sqlite://").await.is_err());
     }
 
+    #[tokio::test]
+    async fn memory_path_is_one_shared_database() {
+        // Readers on separate ":memory:" connections would each see an
+        // empty database of their own.
+        let store = SqliteStore::open(":memory:").unwrap();
+        store.migrate().await.unwrap();
+        let saved = store
+            .create(&Record::new(SessionMap::new(), in_hours(1)))
+            .await
+            .unwrap();
+        for _ in 0..8 {
+            assert!(store.exists(&saved.key).await.unwrap());
+        }
+    }
+
     #[test]
     fn store_works_outside_a_tokio_runtime() {
         let store = SqliteStore::open_in_memory().unwrap();

@@ -90,7 +90,8 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the SQLite database at `path`, in WAL mode,
-    /// with one writer connection and a few reader connections.
+    /// with one writer connection and a few reader connections. The path
+    /// `:memory:` opens [an in-memory database](Self::open_in_memory).
     ///
     /// Run [`migrate`](Self::migrate) once to create the table if no Django
     /// migration has.
@@ -100,13 +101,26 @@ impl SqliteStore {
     /// A backend error if the file cannot be opened or switched to WAL mode.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        if path.as_os_str() == ":memory:" {
+            // Each connection to ":memory:" is a database of its own: readers
+            // would never see the writer's rows.
+            return Self::open_in_memory();
+        }
         let writer = Connection::open(path).map_err(Error::backend)?;
         configure(&writer).map_err(Error::backend)?;
         // WAL mode is a property of the file: set once by the writer, every
-        // later connection uses it.
-        writer
+        // later connection uses it. SQLite answers with the mode it is in,
+        // which stays the old one where WAL is impossible (some network
+        // file systems); readers would then block the writer.
+        let mode = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(Error::backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::backend(format!(
+                "SQLite could not switch {} to WAL mode (journal_mode is {mode})",
+                path.display()
+            )));
+        }
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(Error::backend)?;
