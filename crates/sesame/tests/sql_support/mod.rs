@@ -3,8 +3,9 @@
 //! PostgreSQL and MySQL tests share one server with each other and with other
 //! test runs, so each maker hands out a store on a fresh table of its own
 //! (`sesame_t_<unix time>_<random>`); the SQLite maker, a fresh file in
-//! `$TMPDIR/sesame-tests/`. Tables and files older than an hour are removed
-//! when a new one is made: left over by an earlier run, never in use.
+//! `$TMPDIR/sesame-tests/`. Tables and files older than ten minutes are
+//! removed when a new one is made: left over by an earlier run, never in use
+//! (a case times out long before).
 
 #![allow(dead_code, reason = "each test crate uses a subset of the makers")]
 
@@ -33,13 +34,13 @@ pub(crate) fn fresh_name() -> String {
     format!("{PREFIX}{now}_{}", &random.as_str()[..12])
 }
 
-/// Whether a name [`fresh_name`] made is over an hour old.
+/// Whether a name [`fresh_name`] made is over ten minutes old.
 pub(crate) fn is_stale(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(PREFIX) else {
         return false;
     };
     let made = rest.split('_').next().and_then(|t| t.parse::<i64>().ok());
-    made.is_some_and(|t| OffsetDateTime::now_utc().unix_timestamp() - t > 3600)
+    made.is_some_and(|t| OffsetDateTime::now_utc().unix_timestamp() - t > 600)
 }
 
 #[cfg(feature = "sqlite")]
