@@ -395,7 +395,8 @@ async fn session_deleted_mid_request_is_400_and_a_log_line() {
 }
 
 /// Sends each cookie header set to `/` and `/read`: never a 5xx, never more
-/// than two store lookups, never a log line above INFO. Returns the store's keys.
+/// than two store lookups, never an ERROR line (a client's bytes are not a
+/// server fault). Returns the store's keys.
 async fn survives(probe: &mut Probe, cases: &[Vec<Vec<u8>>]) -> Vec<SessionKey> {
     let store = Watched::new(MemoryStore::new());
     let counting = CountingStore::new(store.clone());
@@ -418,7 +419,8 @@ async fn survives(probe: &mut Probe, cases: &[Vec<Vec<u8>>]) -> Vec<SessionKey> 
             assert!(calls.lookups() <= 2, "{path} {shown:?}: {calls:?}");
         }
     }
-    assert!(probe.logs.lines("WARN", "").is_empty() && probe.logs.lines("ERROR", "").is_empty());
+    let errors = probe.logs.lines("ERROR", "");
+    assert!(errors.is_empty(), "{errors:?}");
     store.keys()
 }
 
