@@ -59,37 +59,63 @@ impl fmt::Debug for Record {
 ///
 /// Each store derives it from what it read: the stored `session_data` for SQL,
 /// a counter for memory, a CAS token for Memcached.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Version(Bytes);
+#[derive(Clone)]
+pub struct Version(Repr);
+
+/// Counters are kept inline: a version costs no allocation on the hot path
+/// of in-memory stores.
+#[derive(Clone)]
+enum Repr {
+    Inline([u8; 8]),
+    Shared(Bytes),
+}
 
 impl Version {
     /// A version made of these bytes.
     pub fn new(bytes: impl Into<Bytes>) -> Self {
-        Self(bytes.into())
+        Self(Repr::Shared(bytes.into()))
     }
 
     /// A version made of a counter.
     #[must_use]
     pub fn from_u64(n: u64) -> Self {
-        Self(Bytes::copy_from_slice(&n.to_be_bytes()))
+        Self(Repr::Inline(n.to_be_bytes()))
     }
 
     /// The token's bytes.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Inline(b) => b,
+            Repr::Shared(b) => b,
+        }
     }
 
     /// The token as text, when it is UTF-8 (as stored `session_data` is).
     #[must_use]
     pub fn as_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.0).ok()
+        std::str::from_utf8(self.as_bytes()).ok()
+    }
+}
+
+// Equal bytes are equal versions, however they are held.
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Version {}
+
+impl std::hash::Hash for Version {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
     }
 }
 
 impl fmt::Debug for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Version(<{} bytes>)", self.0.len())
+        write!(f, "Version(<{} bytes>)", self.as_bytes().len())
     }
 }
 
