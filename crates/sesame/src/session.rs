@@ -234,9 +234,18 @@ impl Session {
 
     /// Runs one store call under the configured timeout, noting and logging outages.
     async fn call<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
-        let result = match tokio::time::timeout(self.settings().store_timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout),
+        let mut fut = std::pin::pin!(fut);
+        // A store that answers at once (memory, a cache hit) needs no timer:
+        // poll once before arming one.
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+        let result = match first {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => {
+                match tokio::time::timeout(self.settings().store_timeout, fut).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::Timeout),
+                }
+            }
         };
         if let Err(e) = &result
             && e.is_outage()
