@@ -674,7 +674,10 @@ pub mod cases {
         let exists =
             |key: SessionKey| async move { store.exists(&key).await.expect("exists failed") };
         let live = create(store, json!({"n": 1}), in_hours(1)).await;
-        assert!(exists(live.key).await, "a live record does not exist");
+        assert!(
+            exists(live.key.clone()).await,
+            "a live record does not exist"
+        );
         assert!(
             !exists(SessionKey::generate()).await,
             "an unknown key exists"
@@ -820,6 +823,7 @@ pub mod cases {
         let writers: Vec<_> = (0..WRITERS)
             .map(|i| {
                 let store = store.clone();
+                let key = key.clone();
                 tokio::spawn(async move {
                     // Each conflict means another writer's save went in, so
                     // a writer can lose at most WRITERS - 1 times; the bound
@@ -872,6 +876,7 @@ pub mod cases {
             .into_iter()
             .map(|who| {
                 let store = store.clone();
+                let key = key.clone();
                 let mut record = base.clone();
                 record.data.insert("who".into(), json!(who));
                 tokio::spawn(async move { (who, store.save(&key, &record).await) })

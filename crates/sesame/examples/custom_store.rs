@@ -27,7 +27,7 @@ fn put(map: &mut HashMap<SessionKey, Record>, key: SessionKey, record: &Record) 
     let version = Version::new(sesame::codec::encode_session_data(&record.data));
     let mut stored = record.clone();
     stored.version = Some(version.clone());
-    map.insert(key, stored);
+    map.insert(key.clone(), stored);
     Saved { key, version }
 }
 
@@ -54,7 +54,7 @@ impl SessionStore for MapStore {
         if record.version.is_some() && record.version != stored.version {
             return Err(Error::Conflict); // changed since this session loaded it
         }
-        Ok(put(&mut map, *key, record))
+        Ok(put(&mut map, key.clone(), record))
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<()> {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -16,13 +17,18 @@ pub const MAX_KEY_LENGTH: usize = 40;
 
 const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
-/// A session key: 8 to 40 characters of `[a-z0-9]`.
+/// A session key: what the session cookie carries.
 ///
-/// Only keys of this shape are ever looked up in a store, so a forged cookie
-/// full of quotes, path separators or control characters costs nothing. The
-/// type is `Copy` and never allocates. Its `Debug` and [`redacted`](Self::redacted)
-/// forms show only the first four characters, so a log line never holds a
-/// usable key.
+/// For server-side stores ([`KeyKind::Random`]) a key is 8 to 40 characters
+/// of `[a-z0-9]`, held inline without allocating. Only keys of this shape are
+/// ever looked up in a store, so a forged cookie full of quotes, path
+/// separators or control characters costs nothing. For a store that keeps the
+/// session in the cookie itself ([`KeyKind::Signed`], Django's
+/// `signed_cookies`) the key is the signed value, up to
+/// [`MAX_SIGNED_KEY_LENGTH`] bytes of URL-safe base64, `:` and `.`.
+///
+/// Its `Debug` and [`redacted`](Self::redacted) forms show only the first four
+/// characters, so a log line never holds a usable key.
 ///
 /// # Examples
 ///
@@ -35,10 +41,32 @@ const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 /// assert!("../../etc/passwd".parse::<SessionKey>().is_err());
 /// assert!("short".parse::<SessionKey>().is_err());
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionKey {
-    len: u8,
-    bytes: [u8; MAX_KEY_LENGTH],
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey(Repr);
+
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Repr {
+    Random {
+        len: u8,
+        bytes: [u8; MAX_KEY_LENGTH],
+    },
+    Signed(Arc<str>),
+}
+
+/// Longest cookie value accepted as a [`KeyKind::Signed`] key: the 4096 bytes
+/// browsers keep for one cookie.
+pub const MAX_SIGNED_KEY_LENGTH: usize = 4096;
+
+/// What the keys of a store look like, so the middleware knows which cookie
+/// values to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum KeyKind {
+    /// Random keys of `[a-z0-9]` naming a record kept server-side.
+    #[default]
+    Random,
+    /// The cookie value is the signed session itself (Django's `signed_cookies`).
+    Signed,
 }
 
 /// Why a string is not a [`SessionKey`].
@@ -70,11 +98,11 @@ impl SessionKey {
                 }
             }
         }
-        Self {
+        Self(Repr::Random {
             #[allow(clippy::cast_possible_truncation)] // KEY_LENGTH is 32
             len: KEY_LENGTH as u8,
             bytes: out,
-        }
+        })
     }
 
     /// Validates raw bytes (such as a cookie value) as a key.
@@ -92,18 +120,73 @@ impl SessionKey {
         }
         let mut bytes = [0u8; MAX_KEY_LENGTH];
         bytes[..raw.len()].copy_from_slice(raw);
-        Ok(Self {
+        Ok(Self(Repr::Random {
             #[allow(clippy::cast_possible_truncation)] // at most 40
             len: raw.len() as u8,
             bytes,
-        })
+        }))
+    }
+
+    /// Validates raw bytes as a signed-cookie key: 1 to
+    /// [`MAX_SIGNED_KEY_LENGTH`] bytes of URL-safe base64, `:` and `.`.
+    ///
+    /// Only the shape is checked here; the signature is checked by the store.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey`] when the input has another shape.
+    ///
+    /// ```
+    /// use sesame::SessionKey;
+    ///
+    /// assert!(SessionKey::from_signed_bytes(b"eyJhIjoxfQ:1r31eq:abc_-").is_ok());
+    /// assert!(SessionKey::from_signed_bytes(b"not signed; at all").is_err());
+    /// ```
+    pub fn from_signed_bytes(raw: &[u8]) -> Result<Self, InvalidKey> {
+        if raw.is_empty()
+            || raw.len() > MAX_SIGNED_KEY_LENGTH
+            || !raw
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'))
+        {
+            return Err(InvalidKey);
+        }
+        // Checked above: ASCII only.
+        let text = std::str::from_utf8(raw).map_err(|_| InvalidKey)?;
+        Ok(Self(Repr::Signed(Arc::from(text))))
+    }
+
+    /// Validates a cookie value as a key of the given kind.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey`] when the value does not have that kind's shape.
+    pub fn parse_kind(raw: &[u8], kind: KeyKind) -> Result<Self, InvalidKey> {
+        match kind {
+            KeyKind::Random => Self::from_bytes(raw),
+            KeyKind::Signed => Self::from_signed_bytes(raw),
+        }
+    }
+
+    /// Which kind of key this is.
+    #[must_use]
+    pub fn kind(&self) -> KeyKind {
+        match self.0 {
+            Repr::Random { .. } => KeyKind::Random,
+            Repr::Signed(_) => KeyKind::Signed,
+        }
     }
 
     /// The key as a string slice.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        // Only ASCII bytes are ever stored, so this cannot fail.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+        match &self.0 {
+            // Only ASCII bytes are ever stored, so this cannot fail.
+            Repr::Random { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Repr::Signed(text) => text,
+        }
     }
 
     /// A form of the key safe to log: its first four characters and an ellipsis.
@@ -114,7 +197,8 @@ impl SessionKey {
     /// ```
     #[must_use]
     pub fn redacted(&self) -> Redacted<'_> {
-        Redacted(&self.as_str()[..4])
+        let text = self.as_str();
+        Redacted(text.get(..4).unwrap_or(text))
     }
 }
 
@@ -180,6 +264,27 @@ mod tests {
         assert!(SessionKey::from_bytes(&[0xff; 10]).is_err());
         assert!(SessionKey::from_bytes(&[b'a'; 40]).is_ok());
         assert!(SessionKey::from_bytes(&[b'a'; 8]).is_ok());
+    }
+
+    #[test]
+    fn signed_keys_accept_only_signed_shapes() {
+        let key = SessionKey::from_signed_bytes(
+            b".eJyrVkrOz8lJTS7JzM9TsjLUUcpMUbIyNDA2NQQAaRoG:1r31eq:x-_y",
+        )
+        .unwrap();
+        assert_eq!(key.kind(), KeyKind::Signed);
+        assert_eq!(format!("{key:?}"), "SessionKey(.eJy…)");
+        for raw in [&b""[..], b"a b", b"a;b", b"a\"b", b"a/b", b"\xff"] {
+            assert!(SessionKey::from_signed_bytes(raw).is_err(), "{raw:?}");
+        }
+        assert!(SessionKey::from_signed_bytes(&[b'a'; MAX_SIGNED_KEY_LENGTH]).is_ok());
+        assert!(SessionKey::from_signed_bytes(&[b'a'; MAX_SIGNED_KEY_LENGTH + 1]).is_err());
+        assert_eq!(
+            SessionKey::parse_kind(b"abcdefgh", KeyKind::Random)
+                .unwrap()
+                .kind(),
+            KeyKind::Random
+        );
     }
 
     #[test]

@@ -142,7 +142,10 @@ mod settings;
 
 pub use error::{BoxError, Error, Result};
 pub use expiry::{Expiry, expire_at_browser_close, expiry_age, expiry_date};
-pub use key::{InvalidKey, KEY_LENGTH, MAX_KEY_LENGTH, MIN_KEY_LENGTH, Redacted, SessionKey};
+pub use key::{
+    InvalidKey, KEY_LENGTH, KeyKind, MAX_KEY_LENGTH, MAX_SIGNED_KEY_LENGTH, MIN_KEY_LENGTH,
+    Redacted, SessionKey,
+};
 pub use middleware::{SessionManager, SessionManagerLayer};
 pub use sesame_codec as codec;
 pub use session::{ConflictPolicy, Session};

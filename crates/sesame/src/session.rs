@@ -119,16 +119,16 @@ struct State {
 }
 
 /// Up to two keys from the request's cookies, in the order they were sent.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Candidates {
     keys: [Option<SessionKey>; 2],
 }
 
 impl Candidates {
     pub(crate) fn push(&mut self, key: SessionKey) -> bool {
-        match self.keys {
+        match &self.keys {
             [None, _] => self.keys[0] = Some(key),
-            [Some(a), None] if a != key => self.keys[1] = Some(key),
+            [Some(a), None] if *a != key => self.keys[1] = Some(key),
             _ => return false,
         }
         true
@@ -138,17 +138,17 @@ impl Candidates {
         self.keys[1].is_some()
     }
 
-    fn first(&self) -> Option<SessionKey> {
-        self.keys[0]
+    fn first(&self) -> Option<&SessionKey> {
+        self.keys[0].as_ref()
     }
 
-    fn iter(&self) -> impl Iterator<Item = SessionKey> + '_ {
-        self.keys.iter().flatten().copied()
+    fn iter(&self) -> impl Iterator<Item = &SessionKey> + '_ {
+        self.keys.iter().flatten()
     }
 
     #[cfg(test)]
-    pub(crate) fn to_vec(self) -> Vec<SessionKey> {
-        self.iter().collect()
+    pub(crate) fn to_vec(&self) -> Vec<SessionKey> {
+        self.iter().cloned().collect()
     }
 }
 
@@ -167,7 +167,7 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state();
         f.debug_struct("Session")
-            .field("key", &state.key.map(|k| k.redacted().to_string()))
+            .field("key", &state.key.as_ref().map(|k| k.redacted().to_string()))
             .field("loaded", &state.loaded)
             .field("accessed", &state.accessed)
             .field("modified", &state.modified)
@@ -285,13 +285,13 @@ impl Session {
             if state.loaded {
                 return Ok(());
             }
-            state.candidates
+            state.candidates.clone()
         };
         let mut found = None;
         for key in candidates.iter() {
-            match self.call(self.inner.shared.store.load(&key)).await {
+            match self.call(self.inner.shared.store.load(key)).await {
                 Ok(Some(record)) => {
-                    found = Some((key, record));
+                    found = Some((key.clone(), record));
                     break;
                 }
                 Ok(None) => {}
@@ -424,7 +424,7 @@ impl Session {
     /// `session.session_key` (read-only).
     #[must_use]
     pub fn session_key(&self) -> Option<SessionKey> {
-        self.state().current_key()
+        self.state().current_key().cloned()
     }
 
     /// Whether the data has been read or written during this request.
@@ -597,9 +597,9 @@ impl Session {
         let doomed: Vec<SessionKey> = {
             let mut state = self.state();
             let doomed = if state.loaded {
-                state.key.into_iter().collect()
+                state.key.iter().cloned().collect()
             } else {
-                state.candidates.iter().collect()
+                state.candidates.iter().cloned().collect()
             };
             state.reset_empty();
             state.accessed = true;
@@ -627,7 +627,7 @@ impl Session {
         self.load(true).await?;
         let (old, record) = {
             let state = self.state();
-            (state.key, self.record_of(&state))
+            (state.key.clone(), self.record_of(&state))
         };
         let saved = self.call(self.inner.shared.store.create(&record)).await?;
         {
@@ -808,8 +808,10 @@ impl Session {
         let shared = &self.inner.shared;
         let unchanged = {
             let state = self.state();
-            match state.key {
-                Some(key) if !state.modified => Some((key, self.record_of(&state).expires_at)),
+            match &state.key {
+                Some(key) if !state.modified => {
+                    Some((key.clone(), self.record_of(&state).expires_at))
+                }
                 _ => None,
             }
         };
@@ -820,15 +822,15 @@ impl Session {
         for _ in 0..MAX_SAVE_ATTEMPTS {
             let (key, mut record) = {
                 let state = self.state();
-                (state.key, self.record_of(&state))
+                (state.key.clone(), self.record_of(&state))
             };
-            let result = match key {
+            let result = match &key {
                 None => self.call(shared.store.create(&record)).await,
                 Some(key) => {
                     if shared.policy == ConflictPolicy::LastWriteWins {
                         record.version = None;
                     }
-                    self.call(shared.store.save(&key, &record)).await
+                    self.call(shared.store.save(key, &record)).await
                 }
             };
             match result {
@@ -908,9 +910,9 @@ impl Session {
 }
 
 impl State {
-    fn current_key(&self) -> Option<SessionKey> {
+    fn current_key(&self) -> Option<&SessionKey> {
         if self.loaded {
-            self.key
+            self.key.as_ref()
         } else {
             self.candidates.first()
         }
@@ -1030,8 +1032,8 @@ mod tests {
         let key = s.session_key().unwrap();
         s.insert("n", 2).await.unwrap();
         s.save().await.unwrap();
-        assert_eq!(s.session_key(), Some(key));
-        let again = Session::new(store.clone(), Some(key));
+        assert_eq!(s.session_key(), Some(key.clone()));
+        let again = Session::new(store.clone(), Some(key.clone()));
         assert_eq!(again.get::<i64>("n").await.unwrap(), Some(2));
         assert_eq!(store.len(), 1);
     }
@@ -1040,12 +1042,12 @@ mod tests {
     async fn unknown_key_is_never_adopted() {
         let store = MemoryStore::new();
         let forged: SessionKey = "attackerchosenkey123".parse().unwrap();
-        let s = Session::new(store.clone(), Some(forged));
+        let s = Session::new(store.clone(), Some(forged.clone()));
         assert!(!s.is_empty());
         s.insert("x", 1).await.unwrap();
         assert_eq!(s.session_key(), None);
         s.save().await.unwrap();
-        assert_ne!(s.session_key(), Some(forged));
+        assert_ne!(s.session_key(), Some(forged.clone()));
         assert!(!store.exists(&forged).await.unwrap());
     }
 
@@ -1093,8 +1095,8 @@ mod tests {
         s.insert("base", 0).await.unwrap();
         s.save().await.unwrap();
         let key = s.session_key();
-        let a = Session::new(store.clone(), key);
-        let b = Session::new(store.clone(), key);
+        let a = Session::new(store.clone(), key.clone());
+        let b = Session::new(store.clone(), key.clone());
         a.insert("a", 1).await.unwrap();
         b.insert("b", 2).await.unwrap();
         a.save().await.unwrap();

@@ -119,7 +119,7 @@ impl<S> Watched<S> {
 
     fn saw(&self, result: Result<Saved>) -> Result<Saved> {
         if let Ok(saved) = &result {
-            self.see(saved.key);
+            self.see(saved.key.clone());
         }
         result
     }
@@ -127,8 +127,8 @@ impl<S> Watched<S> {
 
 impl<S: SessionStore> SessionStore for Watched<S> {
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
-        self.see(*key);
-        if *self.corrupt.lock().unwrap_or_else(PoisonError::into_inner) == Some(*key) {
+        self.see(key.clone());
+        if *self.corrupt.lock().unwrap_or_else(PoisonError::into_inner) == Some(key.clone()) {
             return Err(Error::Corrupt(sesame::codec::Error::NotAnObject));
         }
         self.inner.load(key).await
@@ -139,22 +139,22 @@ impl<S: SessionStore> SessionStore for Watched<S> {
     }
 
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
-        self.see(*key);
+        self.see(key.clone());
         self.saw(self.inner.save(key, record).await)
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<()> {
-        self.see(*key);
+        self.see(key.clone());
         self.inner.delete(key).await
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool> {
-        self.see(*key);
+        self.see(key.clone());
         self.inner.exists(key).await
     }
 
     async fn touch(&self, key: &SessionKey, until: OffsetDateTime) -> Result<()> {
-        self.see(*key);
+        self.see(key.clone());
         self.inner.touch(key, until).await
     }
 }
@@ -232,7 +232,7 @@ impl Probe {
     /// A fresh key, remembered for the leak check.
     fn key(&mut self) -> SessionKey {
         let key = SessionKey::generate();
-        self.keys.push(key);
+        self.keys.push(key.clone());
         key
     }
 
@@ -304,7 +304,7 @@ async fn corrupt_record_is_an_empty_session_and_a_security_warning() {
     let started = probe.send(&app, "/", &[]).await;
     let key = started.new_key().expect("the first write sets a cookie");
     probe.send(&app, "/", &[&cookie(&key)]).await;
-    store.corrupt(key);
+    store.corrupt(key.clone());
 
     let reply = probe.send(&app, "/read", &[&cookie(&key)]).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -556,7 +556,7 @@ async fn debug_never_shows_secrets_data_or_whole_keys() {
     session.insert("payment", DATA).await.unwrap();
     session.save().await.unwrap();
     let key = session.session_key().unwrap();
-    let loaded = Session::with_settings(store.clone(), Some(key), settings.clone());
+    let loaded = Session::with_settings(store.clone(), Some(key.clone()), settings.clone());
     assert_eq!(
         loaded.get::<String>("payment").await.unwrap().as_deref(),
         Some(DATA)

@@ -184,13 +184,14 @@ mod cases {
         let mut handles = Vec::new();
         for _ in 0..tasks {
             let store = store.clone();
+            let shared = shared.clone();
             handles.push(tokio::spawn(async move {
                 let own = store
                     .create(&Record::new(map(json!({"counter": 0})), in_hours(1)))
                     .await
                     .unwrap()
                     .key;
-                for key in [own, shared] {
+                for key in [own.clone(), shared] {
                     for _ in 0..rounds {
                         loop {
                             let mut record = store.load(&key).await.unwrap().unwrap();
@@ -317,6 +318,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
             .unwrap();
         let mut handles = Vec::new();
         for store in [a.clone(), b.clone(), a, b] {
+            let saved = saved.clone();
             handles.push(tokio::spawn(async move {
                 for _ in 0..25 {
                     loop {

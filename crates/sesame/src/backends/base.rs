@@ -9,7 +9,7 @@ use bytes::Bytes;
 use sesame_codec::SessionMap;
 use time::OffsetDateTime;
 
-use crate::{Error, Result, SessionKey};
+use crate::{Error, KeyKind, Result, SessionKey};
 
 /// How many fresh keys [`create_unique`] tries before giving up.
 pub const CREATE_ATTEMPTS: usize = 8;
@@ -154,6 +154,12 @@ pub struct Saved {
 /// `clear_expired`; the dict-like half of `SessionBase` is [`Session`](crate::Session).
 #[doc(alias = "SessionBase")]
 pub trait SessionStore: Send + Sync + 'static {
+    /// What this store's keys look like: random server-side keys (the
+    /// default) or signed values that carry the session themselves.
+    fn key_kind(&self) -> KeyKind {
+        KeyKind::Random
+    }
+
     /// Loads the live record stored under `key`, if any.
     ///
     /// # Errors
@@ -257,6 +263,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Object-safe twin of [`SessionStore`], so `Session` need not be generic.
 pub(crate) trait ErasedStore: Send + Sync + 'static {
+    fn key_kind(&self) -> KeyKind;
     fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Record>>>;
     fn create<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<Saved>>;
     fn save<'a>(&'a self, key: &'a SessionKey, record: &'a Record) -> BoxFuture<'a, Result<Saved>>;
@@ -266,6 +273,9 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
 }
 
 impl<S: SessionStore> ErasedStore for S {
+    fn key_kind(&self) -> KeyKind {
+        SessionStore::key_kind(self)
+    }
     fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Record>>> {
         Box::pin(SessionStore::load(self, key))
     }

@@ -96,7 +96,7 @@ impl MemoryStore {
             expires_at: record.expires_at,
             version,
         };
-        match map.entry(key) {
+        match map.entry(key.clone()) {
             Entry::Occupied(mut e) if e.get().expires_at <= now => {
                 // An expired record is as good as absent (Django's `exists`
                 // checks `expire_date__gt=now`).
@@ -156,7 +156,7 @@ impl SessionStore for MemoryStore {
             version,
         };
         Ok(Saved {
-            key: *key,
+            key: key.clone(),
             version: Version::from_u64(version),
         })
     }

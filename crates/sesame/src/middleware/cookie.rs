@@ -11,10 +11,10 @@ use http::header::COOKIE;
 use time::{Duration, OffsetDateTime};
 
 use crate::session::Candidates;
-use crate::{SessionKey, Settings};
+use crate::{KeyKind, SessionKey, Settings};
 
 /// What the request's cookies say about the session.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Incoming {
     /// Whether any cookie carried the session cookie's name, valid or not.
     pub(crate) present: bool,
@@ -27,7 +27,7 @@ pub(crate) struct Incoming {
 /// Values that are not 8–40 characters of `[a-z0-9]` (after removing one pair
 /// of double quotes, as Django's cookie parser does) are ignored: they are no
 /// session and cost no store lookup. Non-UTF-8 bytes are harmless.
-pub(crate) fn read(headers: &HeaderMap, name: &str) -> Incoming {
+pub(crate) fn read(headers: &HeaderMap, name: &str, kind: KeyKind) -> Incoming {
     let mut incoming = Incoming::default();
     let name = name.as_bytes();
     for header in headers.get_all(COOKIE) {
@@ -47,7 +47,7 @@ pub(crate) fn read(headers: &HeaderMap, name: &str) -> Incoming {
             if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
                 value = &value[1..value.len() - 1];
             }
-            if let Ok(key) = SessionKey::from_bytes(value) {
+            if let Ok(key) = SessionKey::parse_kind(value, kind) {
                 incoming.candidates.push(key);
             }
         }
@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn finds_the_session_cookie_among_others() {
         let h = headers(&[b"csrftoken=abc; sessionid=abcdefgh12345678; theme=dark"]);
-        let got = read(&h, "sessionid");
+        let got = read(&h, "sessionid", KeyKind::Random);
         assert!(got.present);
         assert_eq!(keys(&got), ["abcdefgh12345678"]);
     }
@@ -190,7 +190,7 @@ mod tests {
             b"sessionid=",
             b"sessionid=\"abcdefgh",
         ] {
-            let got = read(&headers(&[raw]), "sessionid");
+            let got = read(&headers(&[raw]), "sessionid", KeyKind::Random);
             assert!(got.present, "{raw:?}");
             assert!(keys(&got).is_empty(), "{raw:?}");
         }
@@ -198,7 +198,11 @@ mod tests {
 
     #[test]
     fn quoted_values_are_unquoted_like_django() {
-        let got = read(&headers(&[b"sessionid=\"abcdefgh12345678\""]), "sessionid");
+        let got = read(
+            &headers(&[b"sessionid=\"abcdefgh12345678\""]),
+            "sessionid",
+            KeyKind::Random,
+        );
         assert_eq!(keys(&got), ["abcdefgh12345678"]);
     }
 
@@ -208,11 +212,12 @@ mod tests {
         for i in 0..100 {
             raw.extend_from_slice(format!("sessionid=key{i:08}abc; ").as_bytes());
         }
-        let got = read(&headers(&[&raw]), "sessionid");
+        let got = read(&headers(&[&raw]), "sessionid", KeyKind::Random);
         assert_eq!(keys(&got), ["key00000000abc", "key00000001abc"]);
         let dup = read(
             &headers(&[b"sessionid=aaaaaaaaaa; sessionid=aaaaaaaaaa; sessionid=bbbbbbbbbb"]),
             "sessionid",
+            KeyKind::Random,
         );
         assert_eq!(keys(&dup), ["aaaaaaaaaa", "bbbbbbbbbb"]);
     }
@@ -222,9 +227,10 @@ mod tests {
         let got = read(
             &headers(&[b"a=1", b"sessionid=abcdefgh12345678"]),
             "sessionid",
+            KeyKind::Random,
         );
         assert_eq!(keys(&got), ["abcdefgh12345678"]);
-        assert!(!read(&headers(&[b"a=1"]), "sessionid").present);
+        assert!(!read(&headers(&[b"a=1"]), "sessionid", KeyKind::Random).present);
     }
 
     #[test]

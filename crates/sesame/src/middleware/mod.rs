@@ -239,7 +239,11 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        let incoming = cookie::read(req.headers(), &shared.settings.cookie_name);
+        let incoming = cookie::read(
+            req.headers(),
+            &shared.settings.cookie_name,
+            shared.store.key_kind(),
+        );
         let session = Session::from_shared(Arc::clone(&shared), incoming.candidates);
         req.extensions_mut().insert(session.clone());
         // The clone that was polled ready is the one to call.

@@ -278,7 +278,7 @@ impl SessionStore for MySqlStore {
         .rows_affected();
         if updated > 0 {
             return Ok(Saved {
-                key: *key,
+                key: key.clone(),
                 version: Version::new(data),
             });
         }

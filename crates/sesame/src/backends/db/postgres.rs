@@ -238,7 +238,7 @@ impl SessionStore for PostgresStore {
         .rows_affected();
         if updated > 0 {
             return Ok(Saved {
-                key: *key,
+                key: key.clone(),
                 version: Version::new(data),
             });
         }

@@ -437,7 +437,7 @@ impl fmt::Debug for SqliteStore {
 
 impl SessionStore for SqliteStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
-        let key = *key;
+        let key = key.clone();
         let now = now();
         let row = self
             .read(move |conn, sql| {
@@ -479,7 +479,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
-        let key = *key;
+        let key = key.clone();
         let data = sesame_codec::encode_session_data(&record.data);
         let expire = format_datetime(record.expires_at);
         let version = record.version.clone();
@@ -521,7 +521,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<()> {
-        let key = *key;
+        let key = key.clone();
         self.write(move |conn, sql| {
             conn.prepare_cached(&sql.delete)
                 .and_then(|mut s| s.execute(params![key.as_str()]))
@@ -532,7 +532,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool> {
-        let key = *key;
+        let key = key.clone();
         let now = now();
         self.read(move |conn, sql| {
             conn.prepare_cached(&sql.exists)?
@@ -542,7 +542,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn touch(&self, key: &SessionKey, until: OffsetDateTime) -> Result<()> {
-        let key = *key;
+        let key = key.clone();
         let expire = format_datetime(until);
         let now = now();
         self.write(move |conn, sql| {
