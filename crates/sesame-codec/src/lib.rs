@@ -13,11 +13,17 @@
 //! assert_eq!(sesame_codec::decode_session_data(&stored).unwrap(), data);
 //! ```
 
+mod base62;
+mod base64;
+mod cache_key;
 mod error;
 mod expiry;
 mod names;
 mod session_data;
 
+pub use base62::{b62_decode, b62_encode};
+pub use base64::{b64_decode, b64_encode};
+pub use cache_key::{make_cache_key, session_cache_key};
 pub use error::Error;
 pub use expiry::{ExpiryValue, format_isoformat, parse_isoformat};
 pub use names::*;
