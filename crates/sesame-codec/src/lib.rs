@@ -18,6 +18,7 @@ mod base64;
 mod cache_key;
 mod error;
 mod expiry;
+mod json;
 mod names;
 mod session_data;
 
@@ -26,6 +27,7 @@ pub use base64::{b64_decode, b64_encode};
 pub use cache_key::{make_cache_key, session_cache_key};
 pub use error::Error;
 pub use expiry::{ExpiryValue, format_isoformat, parse_isoformat};
+pub use json::{json_dumps, json_loads};
 pub use names::*;
 pub use session_data::{MAX_SESSION_DATA_LEN, decode_session_data, encode_session_data};
 
