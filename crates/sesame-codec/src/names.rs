@@ -40,3 +40,8 @@ pub const CACHE_KEY_PREFIX: &str = "django.contrib.sessions.cache";
 
 /// Cache key prefix of the `cached_db` engine (`KEY_PREFIX`, `django/contrib/sessions/backends/cached_db.py`).
 pub const CACHED_DB_KEY_PREFIX: &str = "django.contrib.sessions.cached_db";
+
+/// Key salt of `_auth_user_hash`, used as is (no `signer` suffix)
+/// (`AbstractBaseUser.get_session_auth_hash`, `django/contrib/auth/base_user.py`).
+pub const AUTH_HASH_SALT: &str =
+    "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash";

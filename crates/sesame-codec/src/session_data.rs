@@ -1,13 +1,15 @@
-//! The encoding of a session's contents at rest (`session_data`).
+//! The plain-JSON encoding the stores use today for `session_data`.
 //!
-//! Django stores `signing.dumps(session_dict, salt=…, compress=True)`. Until
-//! the signing layer lands, Sesame stores the compact JSON object itself; this
-//! module is the one place that decides, so changing the format touches no
-//! store.
+//! Django stores `signing.dumps(session_dict, salt=…, compress=True)`, which
+//! [`Signer::dumps_session`](crate::Signer::dumps_session) and
+//! [`Signer::loads_session`](crate::Signer::loads_session) write and read.
+//! The stores still call the two functions here (compact JSON, not signed)
+//! until they switch to the signed form; this module is the one place that
+//! decides, so the switch touches no store.
 
 use crate::{Error, SessionMap};
 
-/// Largest `session_data` the decoder accepts, in bytes (16 MiB).
+/// Largest `session_data` or signed value the decoders accept, in bytes (16 MiB).
 ///
 /// Anything longer is rejected before parsing, so a corrupt or hostile row
 /// cannot make the decoder allocate without bound.

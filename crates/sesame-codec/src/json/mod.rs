@@ -14,7 +14,7 @@ mod write;
 
 use serde_json::Value;
 
-use crate::Error;
+use crate::{Error, SessionMap};
 
 /// Serialises a value exactly as Django's `JSONSerializer` does.
 ///
@@ -44,6 +44,13 @@ use crate::Error;
 pub fn json_dumps(value: &Value) -> String {
     let mut out = String::new();
     write::write_value(value, &mut out);
+    out
+}
+
+/// Serialises a session's contents; the same bytes as [`json_dumps`] of the object.
+pub(crate) fn dumps_object(map: &SessionMap) -> String {
+    let mut out = String::new();
+    write::write_object(map, &mut out);
     out
 }
 
