@@ -14,7 +14,7 @@ use sesame::backends::PostgresStore;
 use sesame::backends::SessionStore as _;
 #[cfg(feature = "sqlite")]
 use sesame::backends::SqliteStore;
-use sesame::{Settings, SettingsError};
+use sesame::{Settings, SettingsError, Signer};
 
 use crate::demo;
 
@@ -181,12 +181,12 @@ impl Store {
     ///
     /// The URL names a store this binary was built without (the message
     /// says which feature to enable), or the store cannot be opened.
-    pub async fn open(url: &StoreUrl) -> anyhow::Result<Self> {
+    pub async fn open(url: &StoreUrl, signer: Signer) -> anyhow::Result<Self> {
         match url {
             StoreUrl::Memory => Ok(Self::Memory(MemoryStore::new())),
-            StoreUrl::Sqlite(path) => open_sqlite(path).await,
-            StoreUrl::Postgres(raw) => open_postgres(raw).await,
-            StoreUrl::MySql(raw) => open_mysql(raw).await,
+            StoreUrl::Sqlite(path) => open_sqlite(path, signer).await,
+            StoreUrl::Postgres(raw) => open_postgres(raw, signer).await,
+            StoreUrl::MySql(raw) => open_mysql(raw, signer).await,
         }
         .with_context(|| format!("cannot open the session store {url}"))
     }
@@ -258,39 +258,50 @@ impl Store {
     }
 }
 
+/// The signer for commands that never encode or decode session data
+/// (`migrate`, `clearsessions`): the environment's `SECRET_KEY` when set,
+/// otherwise a placeholder, since these commands only run DDL and deletes.
+#[must_use]
+pub fn signer_for_maintenance() -> Signer {
+    Settings::from_env()
+        .ok()
+        .and_then(|s| s.signer().ok())
+        .unwrap_or_else(|| Signer::new("sesame: maintenance commands never sign session data"))
+}
+
 #[cfg(feature = "sqlite")]
-async fn open_sqlite(path: &Path) -> anyhow::Result<Store> {
+async fn open_sqlite(path: &Path, signer: Signer) -> anyhow::Result<Store> {
     let store = if path.as_os_str() == SQLITE_MEMORY {
-        SqliteStore::open_in_memory()?
+        SqliteStore::open_in_memory(signer)?
     } else {
         let path = path.to_owned();
-        tokio::task::spawn_blocking(move || SqliteStore::open(path)).await??
+        tokio::task::spawn_blocking(move || SqliteStore::open(path, signer)).await??
     };
     Ok(Store::Sqlite(store))
 }
 
 #[cfg(not(feature = "sqlite"))]
-async fn open_sqlite(_: &Path) -> anyhow::Result<Store> {
+async fn open_sqlite(_: &Path, _: Signer) -> anyhow::Result<Store> {
     missing_feature("sqlite")
 }
 
 #[cfg(feature = "postgres")]
-async fn open_postgres(url: &str) -> anyhow::Result<Store> {
-    Ok(Store::Postgres(PostgresStore::connect(url).await?))
+async fn open_postgres(url: &str, signer: Signer) -> anyhow::Result<Store> {
+    Ok(Store::Postgres(PostgresStore::connect(url, signer).await?))
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_postgres(_: &str) -> anyhow::Result<Store> {
+async fn open_postgres(_: &str, _: Signer) -> anyhow::Result<Store> {
     missing_feature("postgres")
 }
 
 #[cfg(feature = "mysql")]
-async fn open_mysql(url: &str) -> anyhow::Result<Store> {
-    Ok(Store::MySql(MySqlStore::connect(url).await?))
+async fn open_mysql(url: &str, signer: Signer) -> anyhow::Result<Store> {
+    Ok(Store::MySql(MySqlStore::connect(url, signer).await?))
 }
 
 #[cfg(not(feature = "mysql"))]
-async fn open_mysql(_: &str) -> anyhow::Result<Store> {
+async fn open_mysql(_: &str, _: Signer) -> anyhow::Result<Store> {
     missing_feature("mysql")
 }
 
@@ -407,12 +418,14 @@ mod tests {
     async fn a_store_without_its_feature_says_which_feature() {
         #[cfg(not(feature = "postgres"))]
         {
-            let err = Store::open(&parse("postgres://u@h/d").unwrap())
+            let err = Store::open(&parse("postgres://u@h/d").unwrap(), Signer::new("test"))
                 .await
                 .unwrap_err();
             assert!(format!("{err:#}").contains("`postgres` feature"), "{err:#}");
         }
-        let store = Store::open(&StoreUrl::Memory).await.unwrap();
+        let store = Store::open(&StoreUrl::Memory, Signer::new("test"))
+            .await
+            .unwrap();
         assert_eq!(store.engine(), demo::engine::MEMORY);
     }
 }

@@ -39,7 +39,9 @@ impl Fixture {
     }
 
     async fn open(url: StoreUrl, dir: Option<common::TempDir>) -> Self {
-        let store = Store::open(&url).await.unwrap();
+        let store = Store::open(&url, sesame::Signer::new("sesame-test-secret-key"))
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         Self {
             store,

@@ -1,8 +1,9 @@
 //! The counter demo on `SqliteStore`: each reload shows `Counter : N`, and the count survives a restart.
 //!
-//! Run: `cargo run -p sesame --example counter`, then open <http://127.0.0.1:8000/> (sessions are
-//! kept in `./counter.sqlite3`). Settings come from the environment, as Django's do:
-//! `SESSION_COOKIE_AGE=30 cargo run -p sesame --example counter` forgets a browser idle for 30 s.
+//! Run: `SECRET_KEY=change-me cargo run -p sesame --example counter`, then open
+//! <http://127.0.0.1:8000/> (sessions are kept in `./counter.sqlite3`, signed with `SECRET_KEY` as
+//! Django signs them). Settings come from the environment, as Django's do: with
+//! `SESSION_COOKIE_AGE=30` it forgets a browser idle for 30 s.
 
 #![allow(clippy::print_stdout, reason = "an example says where it listens")]
 
@@ -21,7 +22,7 @@ async fn counter(session: Session) -> sesame::Result<String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
-    let store = SqliteStore::open("counter.sqlite3")?;
+    let store = SqliteStore::open("counter.sqlite3", settings.signer()?)?;
     store.migrate().await?; // creates Django's django_session table if it is missing
 
     // Django's `clearsessions`, once an hour.

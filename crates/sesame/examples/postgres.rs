@@ -1,7 +1,8 @@
 //! The counter on `PostgresStore`, in Django's `django_session` table (created if missing).
 //!
-//! Run: `DATABASE_URL=postgres://user:password@localhost/app cargo run -p sesame --example postgres
-//! --features postgres`, then open <http://127.0.0.1:8000/>. Restart it: the count goes on.
+//! Run: `SECRET_KEY=change-me DATABASE_URL=postgres://user:password@localhost/app cargo run -p sesame
+//! --example postgres --features postgres`, then open <http://127.0.0.1:8000/>. Restart it: the
+//! count goes on.
 
 #![allow(clippy::print_stdout, reason = "an example says where it listens")]
 
@@ -18,12 +19,13 @@ async fn counter(session: Session) -> sesame::Result<String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL").map_err(|_| "set DATABASE_URL=postgres://…")?;
-    let store = PostgresStore::connect(&url).await?;
+    let settings = Settings::from_env()?;
+    let store = PostgresStore::connect(&url, settings.signer()?).await?;
     store.migrate().await?; // a no-op on a database Django already migrated
 
     let app = Router::new()
         .route("/", get(counter))
-        .layer(SessionManagerLayer::new(store).with_settings(Settings::from_env()?));
+        .layer(SessionManagerLayer::new(store).with_settings(settings));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
     println!("listening on http://{}/", listener.local_addr()?);
     axum::serve(listener, app)

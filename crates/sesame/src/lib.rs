@@ -24,7 +24,7 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let store = MemoryStore::new(); // or SqliteStore::open(path)? then store.migrate().await?
+//!     let store = MemoryStore::new(); // or SqliteStore::open(path, settings.signer()?)? then store.migrate().await?
 //!     let app = Router::new().route("/", get(counter)).layer(SessionManagerLayer::new(store));
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
 //!     Ok(axum::serve(listener, app).await?)
@@ -148,6 +148,7 @@ pub use key::{
 };
 pub use middleware::{SessionManager, SessionManagerLayer};
 pub use sesame_codec as codec;
+pub use sesame_codec::Signer;
 pub use session::{ConflictPolicy, Session};
 pub use settings::{SameSite, Settings, SettingsError};
 

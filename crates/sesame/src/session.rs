@@ -12,7 +12,7 @@ use sesame_codec::{SESSION_EXPIRY_KEY, SessionMap, TEST_COOKIE_NAME, TEST_COOKIE
 use time::OffsetDateTime;
 
 use crate::backends::{DynStore, Record, SessionStore, Version};
-use crate::{Error, Expiry, Result, SessionKey, Settings};
+use crate::{Error, Expiry, KeyKind, Result, SessionKey, Settings};
 
 /// How many times a save re-reads and re-applies its changes after a
 /// concurrent write before giving up with [`Error::Conflict`].
@@ -288,6 +288,7 @@ impl Session {
             state.candidates.clone()
         };
         let mut found = None;
+        let mut corrupt = false;
         for key in candidates.iter() {
             match self.call(self.inner.shared.store.load(key)).await {
                 Ok(Some(record)) => {
@@ -302,12 +303,24 @@ impl Session {
                         error = %e,
                         "session data corrupted; starting an empty session"
                     );
+                    // As Django: the record exists, so its key is kept and the
+                    // next save overwrites it (no version: unconditionally).
+                    corrupt = true;
+                    let expires_at = OffsetDateTime::now_utc()
+                        + time::Duration::seconds(self.settings().cookie_age);
+                    found = Some((key.clone(), Record::new(SessionMap::new(), expires_at)));
+                    break;
                 }
                 Err(e) => return Err(e),
             }
         }
         let mut state = self.state();
         state.rebase(found);
+        if corrupt && self.inner.shared.store.key_kind() == KeyKind::Signed {
+            // Django's signed_cookies engine re-issues a cookie holding an
+            // empty session in place of a bad one.
+            state.modified = true;
+        }
         state.loaded = true;
         Ok(())
     }

@@ -263,6 +263,34 @@ impl Settings {
         Ok(s)
     }
 
+    /// The signer made of `SECRET_KEY` and `SECRET_KEY_FALLBACKS`, for the
+    /// stores that sign session data as Django does.
+    ///
+    /// # Errors
+    ///
+    /// A [`SettingsError`] for `SECRET_KEY` when it is unset or empty (Django
+    /// refuses to start without one too).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sesame::Settings;
+    ///
+    /// assert!(Settings::default().signer().is_err());
+    /// let settings = Settings { secret_key: Some("s3cret".into()), ..Settings::default() };
+    /// assert!(settings.signer().is_ok());
+    /// ```
+    pub fn signer(&self) -> Result<sesame_codec::Signer, SettingsError> {
+        match self.secret_key.as_deref() {
+            Some(key) if !key.is_empty() => Ok(sesame_codec::Signer::new(key)
+                .with_fallbacks(self.secret_key_fallbacks.iter().map(String::as_str))),
+            _ => Err(SettingsError::new(
+                "SECRET_KEY",
+                "must be set to sign session data as Django does",
+            )),
+        }
+    }
+
     /// Checks that the settings are consistent.
     ///
     /// # Errors

@@ -251,7 +251,7 @@ mod sqlite {
     }
 
     async fn file_store(db: &TempDb) -> SqliteStore {
-        let store = SqliteStore::open(db.path()).unwrap();
+        let store = SqliteStore::open(db.path(), sql_support::signer()).unwrap();
         store.migrate().await.unwrap();
         store
     }
@@ -291,7 +291,9 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
 
     #[tokio::test]
     async fn in_memory_store_keeps_the_rules() {
-        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        let store = SqliteStore::connect("sqlite::memory:", sql_support::signer())
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         cases::conflict_and_missing_are_told_apart(&store).await;
         cases::expired_rows_are_invisible_and_cleared(&store).await;
@@ -311,7 +313,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         // own writer; SQLite's lock and the busy timeout serialise them.
         let db = TempDb::new();
         let a = file_store(&db).await;
-        let b = SqliteStore::open(db.path()).unwrap();
+        let b = SqliteStore::open(db.path(), sql_support::signer()).unwrap();
         let saved = a
             .create(&Record::new(map(json!({"counter": 0})), in_hours(1)))
             .await
@@ -386,7 +388,19 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
                 |row| row.get(0),
             )
             .unwrap();
-        assert_eq!(data, sesame::codec::encode_session_data(&SessionMap::new()));
+        // Django's encoding of an empty session: `e30` is base64 of `{}`.
+        assert!(data.starts_with("e30:"), "{data}");
+        assert_eq!(
+            sql_support::signer()
+                .loads_session(
+                    &data,
+                    sesame::codec::DB_SALT,
+                    None,
+                    time::OffsetDateTime::now_utc()
+                )
+                .unwrap(),
+            SessionMap::new()
+        );
     }
 
     #[tokio::test]
@@ -397,7 +411,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         // Rows as Django writes them: one live (no microseconds), one expired.
         conn.execute(
             "INSERT INTO django_session VALUES ('djangolivekey000000000000000000a', ?1, '2099-01-01 00:00:00')",
-            [sesame::codec::encode_session_data(&map(json!({"from": "django"})))],
+            [sql_support::DJANGO_SESSION_DATA],
         )
         .unwrap();
         conn.execute(
@@ -416,7 +430,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         };
         let before = schema(&conn);
 
-        let store = SqliteStore::open(db.path()).unwrap();
+        let store = SqliteStore::open(db.path(), sql_support::signer()).unwrap();
         store.migrate().await.unwrap();
         store.migrate().await.unwrap();
         assert_eq!(schema(&conn), before, "migrate changed Django's schema");
@@ -424,7 +438,11 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         let live: SessionKey = "djangolivekey000000000000000000a".parse().unwrap();
         let old: SessionKey = "djangooldkey00000000000000000000".parse().unwrap();
         let record = store.load(&live).await.unwrap().unwrap();
-        assert_eq!(record.data, map(json!({"from": "django"})));
+        assert_eq!(
+            record.data,
+            map(json!({"counter": 1})),
+            "Django's row reads as Django wrote it"
+        );
         assert_eq!(
             record.expires_at,
             time::macros::datetime!(2099-01-01 00:00:00 UTC)
@@ -490,7 +508,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
     #[tokio::test]
     async fn custom_table_is_used() {
         let db = TempDb::new();
-        let store = SqliteStore::open(db.path())
+        let store = SqliteStore::open(db.path(), sql_support::signer())
             .unwrap()
             .with_table("my \"sessions\"");
         assert_eq!(store.table(), "my \"sessions\"");
@@ -509,18 +527,24 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
     async fn connect_accepts_sqlite_urls() {
         let db = TempDb::new();
         let url = format!("sqlite://{}?mode=rwc", db.path().display());
-        let store = SqliteStore::connect(&url).await.unwrap();
+        let store = SqliteStore::connect(&url, sql_support::signer())
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         assert!(db.path().exists());
         assert!(format!("{store:?}").contains("SqliteStore"));
-        assert!(SqliteStore::connect("sqlite://").await.is_err());
+        assert!(
+            SqliteStore::connect("sqlite://", sql_support::signer())
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
     async fn memory_path_is_one_shared_database() {
         // Readers on separate ":memory:" connections would each see an
         // empty database of their own.
-        let store = SqliteStore::open(":memory:").unwrap();
+        let store = SqliteStore::open(":memory:", sql_support::signer()).unwrap();
         store.migrate().await.unwrap();
         let saved = store
             .create(&Record::new(SessionMap::new(), in_hours(1)))
@@ -533,7 +557,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
 
     #[test]
     fn store_works_outside_a_tokio_runtime() {
-        let store = SqliteStore::open_in_memory().unwrap();
+        let store = SqliteStore::open_in_memory(sql_support::signer()).unwrap();
         block_on(async {
             store.migrate().await.unwrap();
             let saved = store
@@ -590,7 +614,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         let pool = PgPoolOptions::new()
             .connect_lazy("postgres://app:hunter2@127.0.0.1:1/app")
             .unwrap();
-        let shown = format!("{:?}", PostgresStore::new(pool));
+        let shown = format!("{:?}", PostgresStore::new(pool, sql_support::signer()));
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 
@@ -686,12 +710,12 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
 
         // A row as Django writes it.
         sqlx::query("INSERT INTO django_session VALUES ('djangolivekey000000000000000000a', $1, '2099-01-01 00:00:00+00')")
-            .bind(sesame::codec::encode_session_data(&map(json!({"from": "django"}))))
+            .bind(sql_support::DJANGO_SESSION_DATA)
             .execute(&pool)
             .await
             .unwrap();
 
-        let store = PostgresStore::new(pool.clone());
+        let store = PostgresStore::new(pool.clone(), sql_support::signer());
         store.migrate().await.unwrap();
         assert_eq!(
             schema_of(&pool).await,
@@ -700,7 +724,11 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         );
         let live: SessionKey = "djangolivekey000000000000000000a".parse().unwrap();
         let record = store.load(&live).await.unwrap().unwrap();
-        assert_eq!(record.data, map(json!({"from": "django"})));
+        assert_eq!(
+            record.data,
+            map(json!({"counter": 1})),
+            "Django's row reads as Django wrote it"
+        );
         assert_eq!(
             record.expires_at,
             time::macros::datetime!(2099-01-01 00:00:00 UTC)
@@ -751,7 +779,7 @@ CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_
         let pool = MySqlPoolOptions::new()
             .connect_lazy("mysql://app:hunter2@127.0.0.1:1/app")
             .unwrap();
-        let shown = format!("{:?}", MySqlStore::new(pool));
+        let shown = format!("{:?}", MySqlStore::new(pool, sql_support::signer()));
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 
@@ -845,6 +873,7 @@ CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_
                 .connect_with(options)
                 .await
                 .unwrap(),
+            sql_support::signer(),
         )
         .with_table(store.table());
         let at = time::macros::datetime!(2099-06-01 12:00:00.25 UTC);
@@ -920,12 +949,12 @@ CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_
         );
 
         sqlx::query("INSERT INTO django_session VALUES ('djangolivekey000000000000000000a', ?, '2099-01-01 00:00:00.000000')")
-            .bind(sesame::codec::encode_session_data(&map(json!({"from": "django"}))))
+            .bind(sql_support::DJANGO_SESSION_DATA)
             .execute(&pool)
             .await
             .unwrap();
 
-        let store = MySqlStore::new(pool.clone());
+        let store = MySqlStore::new(pool.clone(), sql_support::signer());
         store.migrate().await.unwrap();
         assert_eq!(
             schema_of(&pool).await,
@@ -934,7 +963,11 @@ CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_
         );
         let live: SessionKey = "djangolivekey000000000000000000a".parse().unwrap();
         let record = store.load(&live).await.unwrap().unwrap();
-        assert_eq!(record.data, map(json!({"from": "django"})));
+        assert_eq!(
+            record.data,
+            map(json!({"counter": 1})),
+            "Django's row reads as Django wrote it"
+        );
         assert_eq!(
             record.expires_at,
             time::macros::datetime!(2099-01-01 00:00:00 UTC)

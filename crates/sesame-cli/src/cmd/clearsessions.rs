@@ -14,7 +14,7 @@ use crate::store_url::Store;
 ///
 /// The store cannot be opened or the delete fails.
 pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.store).await?;
+    let store = Store::open(&args.store, crate::store_url::signer_for_maintenance()).await?;
     let removed = store
         .clear_expired()
         .await

@@ -12,7 +12,7 @@ use crate::store_url::Store;
 ///
 /// The store cannot be opened or the DDL fails.
 pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.store).await?;
+    let store = Store::open(&args.store, crate::store_url::signer_for_maintenance()).await?;
     store
         .migrate()
         .await

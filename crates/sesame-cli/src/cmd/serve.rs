@@ -21,13 +21,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     serve(args, settings, shutdown_signal()).await
 }
 
-/// Opens the store, creates its table, makes sure there is a `SECRET_KEY`,
-/// then serves the demo on `args.addr` until `shutdown` completes, letting
+/// Makes sure there is a `SECRET_KEY`, opens the store (which signs session
+/// data with it, as Django does), creates its table, then serves the demo on `args.addr` until `shutdown` completes, letting
 /// requests in flight finish.
 ///
 /// Without `settings.secret_key`, a random key is read from (or, the first
 /// time, written to) [`StoreUrl::secret_key_path`](crate::store_url::StoreUrl::secret_key_path),
-/// so that restarts keep sessions valid once signed formats use the key. The
+/// so that restarts keep sessions valid: stored session data is signed with it. The
 /// log says which file; it never shows the key.
 ///
 /// # Errors
@@ -41,13 +41,6 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     settings.validate().context("invalid settings")?;
     let url = &args.store.store;
-    let store = Store::open(url).await?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("cannot create the session table in {url}"))?;
-    tracing::info!(store = %url, "session table ready");
-
     if settings.secret_key.is_none() {
         let secret = secret_key::load_or_create(&url.secret_key_path())?;
         match secret.origin {
@@ -62,6 +55,13 @@ pub async fn serve(
         }
         settings.secret_key = Some(secret.key);
     }
+    let signer = settings.signer().context("invalid settings")?;
+    let store = Store::open(url, signer).await?;
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("cannot create the session table in {url}"))?;
+    tracing::info!(store = %url, "session table ready");
     if !settings.cookie_secure {
         tracing::info!("SESSION_COOKIE_SECURE is off: turn it on in production (HTTPS)");
     }

@@ -27,6 +27,22 @@ pub(crate) fn env_url(store: &str) -> Option<String> {
     }
 }
 
+/// `SECRET_KEY` of the golden vectors Django made
+/// (`sesame-codec/testdata/django-5.2.19-vectors.json`, `settings`).
+pub(crate) const DJANGO_SECRET_KEY: &str =
+    "djcompat-primary-secret-key-do-not-use-in-production-0123456789";
+
+/// `session_data` Django 5.2 wrote for `{"counter": 1}` under
+/// [`DJANGO_SECRET_KEY`] (the vectors' `db_new_default` row).
+pub(crate) const DJANGO_SESSION_DATA: &str =
+    "eyJjb3VudGVyIjoxfQ:1r31eq:d8XQC3mWk7Ma5dmoLwxC09f-LtnEv_rDL7wOdhv59Ek";
+
+/// The signer every SQL test uses: the golden vectors' `SECRET_KEY` (a test
+/// value, never a real secret), so rows Django made load as they are.
+pub(crate) fn signer() -> sesame::Signer {
+    sesame::Signer::new(DJANGO_SECRET_KEY)
+}
+
 /// A name no other test uses: `sesame_t_<unix time>_<random>`.
 pub(crate) fn fresh_name() -> String {
     let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -63,8 +79,11 @@ pub(crate) mod sqlite {
                 let _ = std::fs::remove_file(path);
             }
         }
-        let store = SqliteStore::open(dir.join(format!("{}.sqlite3", fresh_name())))
-            .expect("open the database");
+        let store = SqliteStore::open(
+            dir.join(format!("{}.sqlite3", fresh_name())),
+            super::signer(),
+        )
+        .expect("open the database");
         store.migrate().await.expect("migrate");
         Some(store)
     }
@@ -92,7 +111,7 @@ pub(crate) mod postgres {
     pub(crate) async fn store() -> Option<PostgresStore> {
         let pool = pool().await?;
         drop_stale_tables(&pool).await;
-        let store = PostgresStore::new(pool).with_table(fresh_name());
+        let store = PostgresStore::new(pool, super::signer()).with_table(fresh_name());
         store.migrate().await.expect("migrate");
         Some(store)
     }
@@ -143,7 +162,7 @@ pub(crate) mod mysql {
     pub(crate) async fn store() -> Option<MySqlStore> {
         let pool = pool().await?;
         drop_stale_tables(&pool).await;
-        let store = MySqlStore::new(pool).with_table(fresh_name());
+        let store = MySqlStore::new(pool, super::signer()).with_table(fresh_name());
         store.migrate().await.expect("migrate");
         Some(store)
     }

@@ -15,9 +15,11 @@
 //! This module holds what the dialects share: the statements, identifier
 //! quoting and time truncation.
 
+use sesame_codec::{DB_SALT, SessionMap, Signer};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
 use super::Version;
+use crate::Result;
 
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -52,6 +54,18 @@ fn expire_index_name(table: &str) -> String {
 fn to_stored_time(at: OffsetDateTime) -> OffsetDateTime {
     let at = at.to_offset(UtcOffset::UTC);
     at - Duration::nanoseconds(i64::from(at.nanosecond() % 1_000))
+}
+
+/// `session_data` as Django's `db` engine writes it: the session signed with
+/// `SECRET_KEY` under the `SessionStore` salt, compressed when that is shorter.
+fn encode(signer: &Signer, data: &SessionMap) -> String {
+    signer.dumps_session(data, DB_SALT, OffsetDateTime::now_utc())
+}
+
+/// Reads `session_data` written by Django or by us, under `SECRET_KEY` or any
+/// fallback key; the `db` engine puts no age limit on the signature.
+fn decode(signer: &Signer, stored: &str) -> Result<SessionMap> {
+    Ok(signer.loads_session(stored, DB_SALT, None, OffsetDateTime::now_utc())?)
 }
 
 /// The guard a `save` puts on the row it updates.

@@ -7,9 +7,9 @@ use sqlx::Row;
 use sqlx::mysql::{MySqlDatabaseError, MySqlPool};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::{Condition, Statements, Syntax, expire_index_name, to_stored_time};
+use super::{Condition, Statements, Syntax, decode, encode, expire_index_name, to_stored_time};
 use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
-use crate::{Error, Result, SessionKey};
+use crate::{Error, Result, SessionKey, Signer};
 
 /// MySQL's `ER_DUP_KEYNAME`: the index exists (a concurrent `migrate` made it).
 const ER_DUP_KEYNAME: u16 = 1061;
@@ -25,13 +25,18 @@ const ER_DUP_KEYNAME: u16 = 1061;
 /// it changed: sqlx always connects with `CLIENT_FOUND_ROWS`, so saving a
 /// session unchanged is a success, not a missing row.
 ///
+/// `session_data` is Django's: the session signed with the [`Signer`] the
+/// store was built with (see [`Settings::signer`](crate::Settings::signer)),
+/// so a Django app with the same `SECRET_KEY` shares the table both ways.
+///
 /// # Examples
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> sesame::Result<()> {
+/// use sesame::Signer;
 /// use sesame::backends::MySqlStore;
 ///
-/// let store = MySqlStore::connect("mysql://app@localhost/app").await?;
+/// let store = MySqlStore::connect("mysql://app@localhost/app", Signer::new("SECRET_KEY")).await?;
 /// store.migrate().await?; // no-op when Django's migration created the table
 /// # Ok(()) }
 /// ```
@@ -48,17 +53,19 @@ pub struct MySqlStore {
     pool: MySqlPool,
     table: Arc<str>,
     sql: Arc<Statements>,
+    signer: Signer,
 }
 
 impl MySqlStore {
     /// A store on an existing pool, using the table `django_session`.
     #[must_use]
-    pub fn new(pool: MySqlPool) -> Self {
+    pub fn new(pool: MySqlPool, signer: Signer) -> Self {
         let table = sesame_codec::DB_TABLE;
         Self {
             pool,
             table: table.into(),
             sql: Arc::new(Statements::new(table, &SYNTAX)),
+            signer,
         }
     }
 
@@ -68,9 +75,9 @@ impl MySqlStore {
     /// # Errors
     ///
     /// A backend error if the URL is invalid or the server cannot be reached.
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect(url: &str, signer: Signer) -> Result<Self> {
         let pool = MySqlPool::connect(url).await.map_err(Error::backend)?;
-        Ok(Self::new(pool))
+        Ok(Self::new(pool, signer))
     }
 
     /// Uses the table `name` instead of Django's `django_session` (Django's
@@ -212,14 +219,14 @@ impl SessionStore for MySqlStore {
         let stored: String = row.try_get(0).map_err(Error::backend)?;
         let expire_date: PrimitiveDateTime = row.try_get(1).map_err(Error::backend)?;
         Ok(Some(Record {
-            data: sesame_codec::decode_session_data(&stored)?,
+            data: decode(&self.signer, &stored)?,
             expires_at: expire_date.assume_utc(),
             version: Some(Version::new(stored)),
         }))
     }
 
     async fn create(&self, record: &Record) -> Result<Saved> {
-        let data = sesame_codec::encode_session_data(&record.data);
+        let data = encode(&self.signer, &record.data);
         let expire = to_datetime(record.expires_at);
         create_unique(|key| {
             let data = &data;
@@ -244,7 +251,7 @@ impl SessionStore for MySqlStore {
     }
 
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
-        let data = sesame_codec::encode_session_data(&record.data);
+        let data = encode(&self.signer, &record.data);
         let expire = to_datetime(record.expires_at);
         let now = now();
         let condition = Condition::of(record.version.as_ref());

@@ -7,9 +7,11 @@ use sqlx::Row;
 use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 
-use super::{Condition, Statements, Syntax, expire_index_name, quote_ansi, to_stored_time};
+use super::{
+    Condition, Statements, Syntax, decode, encode, expire_index_name, quote_ansi, to_stored_time,
+};
 use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
-use crate::{Error, Result, SessionKey};
+use crate::{Error, Result, SessionKey, Signer};
 
 /// The advisory lock `migrate` holds, so concurrent migrations (several
 /// replicas starting at once) do not race on `CREATE TABLE IF NOT EXISTS`.
@@ -21,13 +23,18 @@ const MIGRATE_LOCK: i64 = 0x5345_5341_4d45; // "SESAME"
 /// application's clock (passed as a parameter), so a Django app can share the
 /// table. Cloning is cheap and clones share the pool.
 ///
+/// `session_data` is Django's: the session signed with the [`Signer`] the
+/// store was built with (see [`Settings::signer`](crate::Settings::signer)),
+/// so a Django app with the same `SECRET_KEY` shares the table both ways.
+///
 /// # Examples
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> sesame::Result<()> {
+/// use sesame::Signer;
 /// use sesame::backends::PostgresStore;
 ///
-/// let store = PostgresStore::connect("postgres://app@localhost/app").await?;
+/// let store = PostgresStore::connect("postgres://app@localhost/app", Signer::new("SECRET_KEY")).await?;
 /// store.migrate().await?; // no-op when Django's migration created the table
 /// # Ok(()) }
 /// ```
@@ -44,17 +51,19 @@ pub struct PostgresStore {
     pool: PgPool,
     table: Arc<str>,
     sql: Arc<Statements>,
+    signer: Signer,
 }
 
 impl PostgresStore {
     /// A store on an existing pool, using the table `django_session`.
     #[must_use]
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: PgPool, signer: Signer) -> Self {
         let table = sesame_codec::DB_TABLE;
         Self {
             pool,
             table: table.into(),
             sql: Arc::new(Statements::new(table, &SYNTAX)),
+            signer,
         }
     }
 
@@ -64,9 +73,9 @@ impl PostgresStore {
     /// # Errors
     ///
     /// A backend error if the URL is invalid or the server cannot be reached.
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect(url: &str, signer: Signer) -> Result<Self> {
         let pool = PgPool::connect(url).await.map_err(Error::backend)?;
-        Ok(Self::new(pool))
+        Ok(Self::new(pool, signer))
     }
 
     /// Uses the table `name` instead of Django's `django_session` (Django's
@@ -176,14 +185,14 @@ impl SessionStore for PostgresStore {
         let stored: String = row.try_get(0).map_err(Error::backend)?;
         let expires_at: OffsetDateTime = row.try_get(1).map_err(Error::backend)?;
         Ok(Some(Record {
-            data: sesame_codec::decode_session_data(&stored)?,
+            data: decode(&self.signer, &stored)?,
             expires_at,
             version: Some(Version::new(stored)),
         }))
     }
 
     async fn create(&self, record: &Record) -> Result<Saved> {
-        let data = sesame_codec::encode_session_data(&record.data);
+        let data = encode(&self.signer, &record.data);
         let expire = to_stored_time(record.expires_at);
         create_unique(|key| {
             let data = &data;
@@ -208,7 +217,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
-        let data = sesame_codec::encode_session_data(&record.data);
+        let data = encode(&self.signer, &record.data);
         let expire = to_stored_time(record.expires_at);
         let now = OffsetDateTime::now_utc();
         let condition = Condition::of(record.version.as_ref());

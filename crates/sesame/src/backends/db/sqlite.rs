@@ -11,9 +11,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, ffi, params};
 use time::{OffsetDateTime, PrimitiveDateTime};
 use tokio::sync::oneshot;
 
-use super::{Condition, Statements, Syntax, expire_index_name, quote_ansi, to_stored_time};
+use super::{
+    Condition, Statements, Syntax, decode, encode, expire_index_name, quote_ansi, to_stored_time,
+};
 use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
-use crate::{Error, Result, SessionKey};
+use crate::{Error, Result, SessionKey, Signer};
 
 /// How long a connection waits for a lock another process holds (a Django
 /// app sharing the file, a backup) before failing.
@@ -37,6 +39,11 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Cloning is cheap and clones share the connections; the threads end when
 /// the last clone is dropped. The store needs no particular async runtime.
 ///
+/// `session_data` is Django's: the session signed with the [`Signer`] the
+/// store was built with (make it with [`Settings::signer`](crate::Settings::signer)
+/// from `SECRET_KEY` and `SECRET_KEY_FALLBACKS`), compressed when shorter.
+/// Rows signed with a fallback key load; every write uses `SECRET_KEY`.
+///
 /// `expire_date` is stored as Django stores it on SQLite: UTC text in the
 /// form `YYYY-MM-DD HH:MM:SS[.ffffff]`, so a Django app can share the table.
 ///
@@ -44,10 +51,11 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> sesame::Result<()> {
+/// use sesame::Signer;
 /// use sesame::backends::{Record, SessionStore, SqliteStore};
 /// use time::{Duration, OffsetDateTime};
 ///
-/// let store = SqliteStore::open_in_memory()?; // or SqliteStore::open("sessions.sqlite3")?
+/// let store = SqliteStore::open_in_memory(Signer::new("SECRET_KEY"))?; // or ::open("sessions.sqlite3", signer)?
 /// store.migrate().await?;
 ///
 /// let record = Record::new(Default::default(), OffsetDateTime::now_utc() + Duration::hours(1));
@@ -67,6 +75,7 @@ pub struct SqliteStore {
     conns: Arc<Connections>,
     table: Arc<str>,
     sql: Arc<Statements>,
+    signer: Signer,
 }
 
 impl SqliteStore {
@@ -79,14 +88,17 @@ impl SqliteStore {
     /// # Errors
     ///
     /// A backend error if the connection's thread cannot be started.
-    pub fn new(conn: Connection) -> Result<Self> {
+    pub fn new(conn: Connection, signer: Signer) -> Result<Self> {
         let location = conn.path().unwrap_or(":memory:").to_owned();
-        Ok(Self::from_connections(Connections {
-            writer: Worker::spawn(conn, "sesame-sqlite")?,
-            readers: Box::new([]),
-            next_reader: AtomicUsize::new(0),
-            location,
-        }))
+        Ok(Self::from_connections(
+            Connections {
+                writer: Worker::spawn(conn, "sesame-sqlite")?,
+                readers: Box::new([]),
+                next_reader: AtomicUsize::new(0),
+                location,
+            },
+            signer,
+        ))
     }
 
     /// Opens (creating if needed) the SQLite database at `path`, in WAL mode,
@@ -99,12 +111,12 @@ impl SqliteStore {
     /// # Errors
     ///
     /// A backend error if the file cannot be opened or switched to WAL mode.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+    pub fn open(path: impl AsRef<Path>, signer: Signer) -> Result<Self> {
         let path = path.as_ref();
         if path.as_os_str() == ":memory:" {
             // Each connection to ":memory:" is a database of its own: readers
             // would never see the writer's rows.
-            return Self::open_in_memory();
+            return Self::open_in_memory(signer);
         }
         let writer = Connection::open(path).map_err(Error::backend)?;
         configure(&writer).map_err(Error::backend)?;
@@ -144,12 +156,15 @@ impl SqliteStore {
             .map(|conn| Worker::spawn(conn, "sesame-sqlite-reader"))
             .collect::<Result<Box<[_]>>>()?;
 
-        Ok(Self::from_connections(Connections {
-            writer: Worker::spawn(writer, "sesame-sqlite-writer")?,
-            readers,
-            next_reader: AtomicUsize::new(0),
-            location: path.display().to_string(),
-        }))
+        Ok(Self::from_connections(
+            Connections {
+                writer: Worker::spawn(writer, "sesame-sqlite-writer")?,
+                readers,
+                next_reader: AtomicUsize::new(0),
+                location: path.display().to_string(),
+            },
+            signer,
+        ))
     }
 
     /// A store in a private in-memory database, for tests and examples: its
@@ -158,9 +173,9 @@ impl SqliteStore {
     /// # Errors
     ///
     /// A backend error if SQLite cannot allocate the database.
-    pub fn open_in_memory() -> Result<Self> {
+    pub fn open_in_memory(signer: Signer) -> Result<Self> {
         let conn = Connection::open_in_memory().map_err(Error::backend)?;
-        Self::new(conn)
+        Self::new(conn, signer)
     }
 
     /// Opens the database a URL names: `sqlite://PATH`, `sqlite:PATH`, a bare
@@ -174,7 +189,8 @@ impl SqliteStore {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> sesame::Result<()> {
-    /// let store = sesame::backends::SqliteStore::connect("sqlite::memory:").await?;
+    /// let signer = sesame::Signer::new("SECRET_KEY");
+    /// let store = sesame::backends::SqliteStore::connect("sqlite::memory:", signer).await?;
     /// store.migrate().await?;
     /// # Ok(()) }
     /// ```
@@ -182,19 +198,19 @@ impl SqliteStore {
     /// # Errors
     ///
     /// A backend error if the URL names no path or the database cannot be opened.
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect(url: &str, signer: Signer) -> Result<Self> {
         match parse_url(url) {
-            Target::Memory => Self::open_in_memory(),
+            Target::Memory => Self::open_in_memory(signer),
             Target::File(path) => {
                 // Opening touches the file system: keep it off the async
                 // workers when there is a Tokio runtime to lend a thread.
                 let path = path.to_owned();
                 match tokio::runtime::Handle::try_current() {
                     Ok(runtime) => runtime
-                        .spawn_blocking(move || Self::open(path))
+                        .spawn_blocking(move || Self::open(path, signer))
                         .await
                         .map_err(Error::backend)?,
-                    Err(_) => Self::open(path),
+                    Err(_) => Self::open(path, signer),
                 }
             }
             Target::Invalid => Err(Error::backend("an SQLite URL must name a path or :memory:")),
@@ -244,12 +260,13 @@ impl SqliteStore {
             .await
     }
 
-    fn from_connections(conns: Connections) -> Self {
+    fn from_connections(conns: Connections, signer: Signer) -> Self {
         let table = sesame_codec::DB_TABLE;
         Self {
             conns: Arc::new(conns),
             table: table.into(),
             sql: Arc::new(Statements::new(table, &SYNTAX)),
+            signer,
         }
     }
 
@@ -452,14 +469,14 @@ impl SessionStore for SqliteStore {
             return Ok(None);
         };
         Ok(Some(Record {
-            data: sesame_codec::decode_session_data(&stored)?,
+            data: decode(&self.signer, &stored)?,
             expires_at: parse_datetime(&expire_date)?,
             version: Some(Version::new(stored)),
         }))
     }
 
     async fn create(&self, record: &Record) -> Result<Saved> {
-        let data = sesame_codec::encode_session_data(&record.data);
+        let data = encode(&self.signer, &record.data);
         let expire = format_datetime(record.expires_at);
         create_unique(|key| {
             let (data, expire) = (data.clone(), expire.clone());
@@ -480,7 +497,7 @@ impl SessionStore for SqliteStore {
 
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
         let key = key.clone();
-        let data = sesame_codec::encode_session_data(&record.data);
+        let data = encode(&self.signer, &record.data);
         let expire = format_datetime(record.expires_at);
         let version = record.version.clone();
         let now = now();
