@@ -1,6 +1,8 @@
 //! The command line, declared with clap's derive API.
 
 use clap::{Args, Parser, Subcommand};
+use sesame::codec::{DB_SALT, SIGNED_COOKIES_SALT};
+use time::OffsetDateTime;
 
 use crate::store_url::StoreUrl;
 
@@ -12,7 +14,8 @@ pub const DEFAULT_STORE: &str = "sqlite://sesame.sqlite3";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 
 /// Django's session framework in Rust: serve the counter demo, create the
-/// session table, remove expired sessions.
+/// session table, remove expired sessions, read and write Django's session
+/// data.
 ///
 /// Session settings are read from environment variables named as Django's
 /// settings (`SECRET_KEY`, `SESSION_COOKIE_AGE`, `SESSION_COOKIE_SECURE`, …).
@@ -39,6 +42,41 @@ pub enum Command {
     /// Remove expired sessions and print how many were removed (Django's
     /// clearsessions).
     Clearsessions(StoreArgs),
+    /// Read one signed value on stdin and print the session it holds as JSON
+    /// (`{}` and a warning when Django would see an empty session).
+    #[command(
+        about = "Read one signed value on stdin and print the session it holds as JSON \
+                 ({} and a warning when Django would see an empty session)",
+        long_about = "Read one signed value on stdin (session_data, or a signed_cookies cookie) \
+        and print the session it holds as one line of JSON (UTF-8, keys in stored order).\n\n\
+        Keys come from SECRET_KEY and SECRET_KEY_FALLBACKS (a JSON array of strings, or a \
+        comma-separated list). Anything Django would turn into an empty session (bad \
+        signature, expired under --max-age, malformed, not an object) prints {} with a \
+        one-line warning on stderr, and exits 0. Exit status 2: SECRET_KEY unset or \
+        SECRET_KEY_FALLBACKS unreadable."
+    )]
+    Decode(DecodeArgs),
+    /// Read a JSON object on stdin and print the signed value Django would
+    /// store for it.
+    #[command(
+        long_about = "Read a JSON object on stdin and print the signed value Django would store \
+        for it (signed with SECRET_KEY, compressed when that is shorter).\n\n\
+        Exit status 2: the input is not a JSON object, or SECRET_KEY is unset."
+    )]
+    Encode(EncodeArgs),
+    /// Print the live session stored under KEY as JSON (Django's
+    /// `Session.get_decoded()`).
+    #[command(
+        about = "Print the live session stored under KEY as JSON (Django's Session.get_decoded())",
+        long_about = "Print the live session stored under KEY as one line of JSON: \
+        {\"session_key\": \"abcd…\", \"expire_date\": RFC 3339, \"session\": {…}}. \
+        The key is never printed whole.\n\n\
+        Reads SECRET_KEY and SECRET_KEY_FALLBACKS to verify the stored data.\n\n\
+        Exit status 1: no live session under KEY (absent or expired), data that does not \
+        verify with those keys, or a store that fails; 2: KEY is not a session key, or \
+        SECRET_KEY is unset."
+    )]
+    Inspect(InspectArgs),
 }
 
 /// Arguments of `sesame serve`.
@@ -67,6 +105,93 @@ pub struct StoreArgs {
     pub store: StoreUrl,
 }
 
+/// The salt and clock `decode` and `encode` share.
+#[derive(Debug, Args)]
+pub struct SigningArgs {
+    /// The signing salt (see [`parse_salt`]).
+    #[arg(
+        long,
+        value_name = "SALT",
+        default_value = DB_SALT,
+        value_parser = parse_salt,
+        help = "The signing salt: the db engines' by default; signed-cookies for the \
+                signed_cookies engine's; any other value is used as is"
+    )]
+    pub salt: String,
+    /// The time to sign or verify at, instead of the clock.
+    #[arg(
+        long,
+        value_name = "UNIX_SECONDS",
+        value_parser = parse_unix_time,
+        help = "Use this time (Unix seconds) instead of the clock"
+    )]
+    pub now: Option<OffsetDateTime>,
+}
+
+/// Arguments of `sesame decode`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// Salt and clock.
+    #[command(flatten)]
+    pub signing: SigningArgs,
+    /// Refuse signatures older than this many seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        help = "Treat values signed more than SECONDS ago as expired (Django's signed_cookies \
+                engine uses SESSION_COOKIE_AGE, 1209600 by default); no limit if absent"
+    )]
+    pub max_age: Option<u64>,
+}
+
+/// Arguments of `sesame encode`.
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// Salt and clock.
+    #[command(flatten)]
+    pub signing: SigningArgs,
+}
+
+/// Arguments of `sesame inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Where sessions are kept.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The session key (checked by the command, so a bad one is never echoed).
+    #[arg(
+        value_name = "KEY",
+        help = "The session key (the sessionid cookie's value)"
+    )]
+    pub key: String,
+}
+
+/// Resolves a `--salt` value: `signed-cookies` is shorthand for
+/// [`SIGNED_COOKIES_SALT`]; anything else is the salt itself.
+///
+/// # Errors
+///
+/// Never; the signature is clap's.
+pub fn parse_salt(value: &str) -> Result<String, String> {
+    Ok(match value {
+        "signed-cookies" => SIGNED_COOKIES_SALT.to_owned(),
+        other => other.to_owned(),
+    })
+}
+
+/// Parses `--now`: whole Unix seconds.
+///
+/// # Errors
+///
+/// Not an integer, or outside the years `time` represents.
+pub fn parse_unix_time(value: &str) -> Result<OffsetDateTime, String> {
+    let secs: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| "expected whole seconds since 1970-01-01 UTC".to_owned())?;
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -89,6 +214,36 @@ mod tests {
         if std::env::var_os("SESAME_STORE").is_none() {
             assert_eq!(args.store.store, DEFAULT_STORE.parse().unwrap());
         }
+    }
+
+    #[test]
+    fn salt_defaults_to_the_db_salt_and_has_a_signed_cookies_shorthand() {
+        let salt_of = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Decode(args) = cli.command else {
+                panic!("expected decode");
+            };
+            args.signing.salt
+        };
+        assert_eq!(salt_of(&["sesame", "decode"]), DB_SALT);
+        assert_eq!(
+            salt_of(&["sesame", "decode", "--salt", "signed-cookies"]),
+            SIGNED_COOKIES_SALT
+        );
+        assert_eq!(
+            salt_of(&["sesame", "decode", "--salt", "my.salt"]),
+            "my.salt"
+        );
+    }
+
+    #[test]
+    fn now_is_unix_seconds() {
+        assert_eq!(
+            parse_unix_time("1700000000").unwrap().unix_timestamp(),
+            1_700_000_000
+        );
+        assert!(parse_unix_time("yesterday").is_err());
+        assert!(parse_unix_time("99999999999999999").is_err());
     }
 
     #[test]

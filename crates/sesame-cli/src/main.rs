@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // `{:#}` prints the whole chain: "invalid settings: SESSION_COOKIE_AGE: …".
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(sesame_cli::cmd::exit_status(&e))
         }
     }
 }

@@ -1,5 +1,151 @@
-//! One module per subcommand.
+//! One module per subcommand, and what several of them share.
 
 pub mod clearsessions;
+pub mod decode;
+pub mod encode;
+pub mod inspect;
 pub mod migrate;
 pub mod serve;
+
+use std::fmt;
+use std::io::Read as _;
+
+use sesame::Settings;
+use sesame::codec::{MAX_SESSION_DATA_LEN, Signer};
+
+/// An error in what the user gave (arguments, environment, stdin) rather
+/// than in the store: the command exits with status 2, as for clap's usage
+/// errors, where other failures exit with 1.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The exit status for a failed command: 2 when a [`UsageError`] is in its
+/// chain, else 1.
+#[must_use]
+pub fn exit_status(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|e| e.is::<UsageError>()) {
+        2
+    } else {
+        1
+    }
+}
+
+/// The keys `SECRET_KEY` and `SECRET_KEY_FALLBACKS` name, read as
+/// [`Settings::from_env`] reads them; other settings are not read, so a bad
+/// `SESSION_*` variable does not stop `decode` or `encode`.
+///
+/// # Errors
+///
+/// A [`UsageError`] when `SECRET_KEY` is unset or empty, or
+/// `SECRET_KEY_FALLBACKS` cannot be parsed. Neither message holds a key.
+pub fn signer_from_env() -> anyhow::Result<Signer> {
+    signer_from_lookup(|name| std::env::var(name).ok())
+}
+
+fn signer_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Signer> {
+    let settings = Settings::from_lookup(|name| match name {
+        "SECRET_KEY" | "SECRET_KEY_FALLBACKS" => lookup(name),
+        _ => None,
+    })
+    .map_err(|e| UsageError(e.to_string()))?;
+    let Some(secret_key) = settings.secret_key else {
+        return Err(UsageError(
+            "SECRET_KEY is not set: set it (and SECRET_KEY_FALLBACKS if keys were rotated) \
+             to the Django project's"
+                .to_owned(),
+        )
+        .into());
+    };
+    Ok(Signer::new(secret_key).with_fallbacks(settings.secret_key_fallbacks))
+}
+
+/// Most bytes read from stdin: the longest value the codec accepts, plus
+/// room for surrounding whitespace.
+const STDIN_LIMIT: usize = MAX_SESSION_DATA_LEN + 4096;
+
+/// Reads stdin to its end, at most 4 KiB beyond the longest value the codec
+/// accepts (`MAX_SESSION_DATA_LEN`), without the whitespace (such as a final
+/// newline) around it.
+///
+/// A longer input is cut at the limit, which the callers then reject as too
+/// large.
+///
+/// # Errors
+///
+/// Reading stdin fails.
+pub fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let mut input = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(STDIN_LIMIT as u64)
+        .read_to_end(&mut input)
+        .map_err(|e| anyhow::anyhow!("cannot read stdin: {e}"))?;
+    let trimmed = input.trim_ascii();
+    if trimmed.len() != input.len() {
+        input = trimmed.to_vec();
+    }
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use sesame::codec::DB_SALT;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn signer(pairs: &[(&str, &str)]) -> anyhow::Result<Signer> {
+        signer_from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn fallbacks_may_hold_commas_in_a_json_array() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let old = Signer::new("old,with,commas").dumps_session(&Default::default(), DB_SALT, now);
+        let rotated = signer(&[
+            ("SECRET_KEY", "new"),
+            ("SECRET_KEY_FALLBACKS", r#"["x", "old,with,commas"]"#),
+        ])
+        .unwrap();
+        assert!(rotated.loads_session(&old, DB_SALT, None, now).is_ok());
+    }
+
+    #[test]
+    fn a_missing_key_or_bad_fallbacks_are_usage_errors() {
+        for pairs in [
+            &[][..],
+            &[("SECRET_KEY", "")][..],
+            &[("SECRET_KEY", "k"), ("SECRET_KEY_FALLBACKS", "[1, 2]")][..],
+        ] {
+            let err = signer(pairs).unwrap_err();
+            assert_eq!(exit_status(&err), 2, "{err}");
+        }
+        let err = signer(&[]).unwrap_err();
+        assert!(err.to_string().contains("SECRET_KEY"), "{err}");
+    }
+
+    #[test]
+    fn other_settings_are_not_read() {
+        signer(&[("SECRET_KEY", "k"), ("SESSION_COOKIE_AGE", "two weeks")]).unwrap();
+    }
+
+    #[test]
+    fn other_errors_exit_with_1() {
+        assert_eq!(exit_status(&anyhow::anyhow!("store down")), 1);
+        let wrapped = anyhow::Error::new(UsageError("bad".into())).context("while decoding");
+        assert_eq!(exit_status(&wrapped), 2);
+    }
+}

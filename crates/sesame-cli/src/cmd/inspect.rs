@@ -1,0 +1,78 @@
+//! `sesame inspect`: the live session under a key, like Django's
+//! `Session.get_decoded()`.
+
+use anyhow::Context as _;
+use serde_json::json;
+use sesame::SessionKey;
+use sesame::backends::{Record, SessionStore as _};
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::InspectArgs;
+use crate::cmd::{UsageError, signer_from_env};
+use crate::store_url::Store;
+
+/// Prints the live session stored under `args.key` as one line of JSON:
+/// `{"session_key": "abcd…", "expire_date": "<RFC 3339>", "session": {…}}`.
+///
+/// Only the key's first four characters are printed. The session is
+/// printed as `decode` prints one (UTF-8, keys in stored order).
+///
+/// # Errors
+///
+/// A [`UsageError`] (exit status 2) when the key does not have a session
+/// key's shape (checked before the store is opened) or `SECRET_KEY` is
+/// unset. Other errors exit with status 1: no live session under the key
+/// (absent or expired), a store that cannot be opened or read, or stored
+/// data that cannot be decoded with the keys given (where Django's
+/// `get_decoded()` returns `{}`, this says why).
+pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
+    let key: SessionKey = args.key.parse().map_err(|e| {
+        UsageError(format!(
+            "KEY is not a session key ({e}); the sessionid cookie's value is one"
+        ))
+    })?;
+    // The SQL stores verify what they read with the Django project's keys.
+    let signer = signer_from_env()?;
+    let url = &args.store.store;
+    let store = Store::open(url, signer).await?;
+    let record = match load(&store, &key).await {
+        Ok(Some(record)) => record,
+        Ok(None) => anyhow::bail!("no live session under {}", key.redacted()),
+        // Django's get_decoded() would return {} here; an operator is
+        // better served by the reason (usually a SECRET_KEY mismatch).
+        Err(sesame::Error::Corrupt(e)) => anyhow::bail!(
+            "the session under {} cannot be decoded (Django would see an empty session): {e}; \
+             check SECRET_KEY and SECRET_KEY_FALLBACKS",
+            key.redacted()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("cannot read the session under {} in {url}", key.redacted())
+            });
+        }
+    };
+    let expire_date = record
+        .expires_at
+        .format(&Rfc3339)
+        .context("the session's expiry date cannot be written as RFC 3339")?;
+    let shown = json!({
+        "session_key": key.redacted().to_string(),
+        "expire_date": expire_date,
+        "session": record.data,
+    });
+    println!("{}", serde_json::to_string(&shown)?);
+    Ok(())
+}
+
+/// The record under `key`, if live, from whichever store `store` is.
+async fn load(store: &Store, key: &SessionKey) -> sesame::Result<Option<Record>> {
+    match store {
+        Store::Memory(s) => s.load(key).await,
+        #[cfg(feature = "sqlite")]
+        Store::Sqlite(s) => s.load(key).await,
+        #[cfg(feature = "postgres")]
+        Store::Postgres(s) => s.load(key).await,
+        #[cfg(feature = "mysql")]
+        Store::MySql(s) => s.load(key).await,
+    }
+}

@@ -1,0 +1,626 @@
+//! The real `sesame` binary's `decode`, `encode` and `inspect`, on values
+//! made by Django 5.2.19 (the golden vectors in `sesame-codec/testdata`) and
+//! on sessions written by the library.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] fns: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sesame::codec::Signer;
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sesame");
+
+/// How long one command may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The time the vectors were made at (their `settings.frozen_time`).
+const NOW: &str = "1700000000";
+
+/// Django's output, read-only test data.
+static VECTORS: LazyLock<Value> = LazyLock::new(|| {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sesame-codec/testdata/django-5.2.19-vectors.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+});
+
+/// The `SECRET_KEY` the vectors were made with.
+fn secret_key() -> &'static str {
+    VECTORS["settings"]["SECRET_KEY"].as_str().unwrap()
+}
+
+/// The vectors' `SECRET_KEY_FALLBACKS`, as the JSON array Django's settings hold.
+fn fallbacks_json() -> String {
+    VECTORS["settings"]["SECRET_KEY_FALLBACKS"].to_string()
+}
+
+/// The Django settings the vectors were made with, as environment variables.
+fn django_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("SECRET_KEY", secret_key().to_owned()),
+        ("SECRET_KEY_FALLBACKS", fallbacks_json()),
+    ]
+}
+
+fn decode_case(name: &str) -> &'static Value {
+    VECTORS["decode_cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no decode case {name}"))
+}
+
+fn encode_cases() -> &'static [Value] {
+    VECTORS["encode_cases"].as_array().unwrap()
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// stdout as JSON, after checking it is one line.
+    fn json(&self) -> Value {
+        assert_eq!(self.stdout.lines().count(), 1, "{self:?}");
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+    }
+}
+
+/// Runs `sesame args…` with `stdin` piped in and only the environment given
+/// (none of the caller's `SECRET_KEY*`, `SESSION_*` or `SESAME_*`), bounded
+/// by [`TIMEOUT`].
+async fn sesame(args: &[&str], env: &[(&str, String)], stdin: &[u8]) -> Run {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("SESSION_")
+            || name.starts_with("SECRET_KEY")
+            || name.starts_with("SESAME_")
+        {
+            cmd.env_remove(&*name);
+        }
+    }
+    cmd.env("RUST_LOG", "info");
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.to_vec();
+    // Written from a task of its own, so a command that does not read all
+    // of stdin cannot block the test.
+    let writer = tokio::spawn(async move {
+        let _ = pipe.write_all(&input).await;
+    });
+    let output = tokio::time::timeout(TIMEOUT, child.wait_with_output())
+        .await
+        .expect("the command finishes")
+        .unwrap();
+    writer.await.unwrap();
+    Run {
+        status: output.status,
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// `sesame decode args…` with the vectors' settings on `input` + newline.
+async fn decode(args: &[&str], env: &[(&str, String)], input: &str) -> Run {
+    let mut all = vec!["decode", "--now", NOW];
+    all.extend_from_slice(args);
+    sesame(&all, env, format!("{input}\n").as_bytes()).await
+}
+
+/// Checks that a run printed `{}` and a one-line warning, and succeeded.
+fn assert_empty_with_warning(run: &Run, why: &str) {
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(run.stdout, "{}\n", "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(run.stderr.starts_with("warning: "), "{run:?}");
+    assert!(run.stderr.contains(why), "expected {why:?} in {run:?}");
+}
+
+#[tokio::test]
+async fn decode_prints_a_django_db_session_as_utf8_json() {
+    let case = decode_case("db_valid");
+    let run = decode(&[], &django_env(), case["input"].as_str().unwrap()).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "{\"counter\":5,\"user\":\"élève\",\"_auth_user_id\":\"42\"}\n"
+    );
+    assert_eq!(run.json(), case["expected"]);
+    assert_eq!(run.stderr, "");
+}
+
+#[tokio::test]
+async fn decode_reads_a_signed_cookie_with_the_shorthand_salt() {
+    let case = decode_case("signed_cookies_valid");
+    let input = case["input"].as_str().unwrap();
+    let args = ["--salt", "signed-cookies", "--max-age", "1209600"];
+    let run = decode(&args, &django_env(), input).await;
+    assert_eq!(run.json(), case["expected"], "{run:?}");
+    // Under the default (db) salt the same cookie is not a session.
+    let run = decode(&[], &django_env(), input).await;
+    assert_empty_with_warning(&run, "bad signature");
+    // The full salt works too.
+    let salt = VECTORS["constants"]["signed_cookies_salt"]
+        .as_str()
+        .unwrap();
+    let run = decode(&["--salt", salt], &django_env(), input).await;
+    assert_eq!(run.json(), case["expected"], "{run:?}");
+}
+
+#[tokio::test]
+async fn decode_accepts_a_value_signed_with_a_fallback_key() {
+    let case = decode_case("db_valid");
+    let input = case["input"].as_str().unwrap();
+    // The vectors' key has been rotated out: SECRET_KEY=new, fallbacks=[old].
+    let rotated = [
+        ("SECRET_KEY", "a-brand-new-secret-key".to_owned()),
+        ("SECRET_KEY_FALLBACKS", json!([secret_key()]).to_string()),
+    ];
+    let run = decode(&[], &rotated, input).await;
+    assert_eq!(run.json(), case["expected"], "{run:?}");
+    // Django's own fallback vector, under Django's settings.
+    let case = decode_case("db_fallback_2");
+    let run = decode(&[], &django_env(), case["input"].as_str().unwrap()).await;
+    assert_eq!(run.json(), case["expected"], "{run:?}");
+    // Without the fallback the value is refused.
+    let new_only = [("SECRET_KEY", "a-brand-new-secret-key".to_owned())];
+    let run = decode(&[], &new_only, input).await;
+    assert_empty_with_warning(&run, "bad signature");
+}
+
+#[tokio::test]
+async fn fallback_keys_may_contain_commas_in_a_json_array() {
+    let comma_key = "old,key,with,commas";
+    let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let mut data = sesame::codec::SessionMap::new();
+    data.insert("user".into(), "ünïcode".into());
+    let signed = Signer::new(comma_key).dumps_session(&data, sesame::codec::DB_SALT, now);
+    let env = [
+        ("SECRET_KEY", "new".to_owned()),
+        (
+            "SECRET_KEY_FALLBACKS",
+            json!(["other", comma_key]).to_string(),
+        ),
+    ];
+    let run = decode(&[], &env, &signed).await;
+    assert_eq!(run.json(), json!({"user": "ünïcode"}), "{run:?}");
+    // As a comma-separated list the same setting names other keys.
+    let env = [
+        ("SECRET_KEY", "new".to_owned()),
+        ("SECRET_KEY_FALLBACKS", format!("other,{comma_key}")),
+    ];
+    assert_empty_with_warning(&decode(&[], &env, &signed).await, "bad signature");
+    // A plain comma-separated list works for keys without commas.
+    let env = [
+        ("SECRET_KEY", "new".to_owned()),
+        ("SECRET_KEY_FALLBACKS", format!("other, {}", secret_key())),
+    ];
+    let case = decode_case("db_valid");
+    let run = decode(&[], &env, case["input"].as_str().unwrap()).await;
+    assert_eq!(run.json(), case["expected"], "{run:?}");
+}
+
+#[tokio::test]
+async fn decode_of_a_tampered_value_prints_an_empty_session_and_says_why() {
+    let case = decode_case("db_tampered_payload");
+    let input = case["input"].as_str().unwrap();
+    let run = decode(&[], &django_env(), input).await;
+    assert_empty_with_warning(&run, "bad signature");
+    assert!(!run.stderr.contains(input), "the input was echoed: {run:?}");
+    assert!(!run.stderr.contains(secret_key()), "the key was shown");
+}
+
+#[tokio::test]
+async fn decode_with_max_age_refuses_an_expired_value() {
+    let case = decode_case("signed_cookies_age_max_age_plus_1");
+    let input = case["input"].as_str().unwrap();
+    let args = ["--salt", "signed-cookies", "--max-age", "1209600"];
+    let run = decode(&args, &django_env(), input).await;
+    assert_empty_with_warning(&run, "1209601 s old, limit 1209600 s");
+    // Without --max-age the signature has no age limit.
+    let run = decode(&["--salt", "signed-cookies"], &django_env(), input).await;
+    assert_eq!(run.json(), decode_case("signed_cookies_valid")["expected"]);
+}
+
+#[tokio::test]
+async fn decode_gives_every_django_decode_case_its_outcome() {
+    for case in VECTORS["decode_cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let now = case["now"].to_string();
+        let mut args = vec!["--now", &now, "--salt", case["salt"].as_str().unwrap()];
+        let max_age = case["max_age"].as_u64().map(|s| s.to_string());
+        if let Some(max_age) = &max_age {
+            args.extend(["--max-age", max_age]);
+        }
+        let input = case["input"].as_str().unwrap();
+        let run = sesame(
+            &[&["decode"][..], &args].concat(),
+            &django_env(),
+            input.as_bytes(),
+        )
+        .await;
+        assert_eq!(run.code(), Some(0), "{name}: {run:?}");
+        match case["outcome"].as_str().unwrap() {
+            "decoded" => {
+                assert_eq!(run.json(), case["expected"], "{name}: {run:?}");
+                assert_eq!(run.stderr, "", "{name}");
+            }
+            "empty" | "non_dict" => {
+                assert_eq!(run.stdout, "{}\n", "{name}: {run:?}");
+                assert_eq!(run.stderr.lines().count(), 1, "{name}: {run:?}");
+                if input.len() > 8 {
+                    assert!(!run.stderr.contains(input), "{name}: input echoed");
+                }
+            }
+            other => panic!("{name}: unknown outcome {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn decode_without_secret_key_is_a_usage_error() {
+    let input = decode_case("db_valid")["input"].as_str().unwrap();
+    let run = decode(&[], &[], input).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("SECRET_KEY is not set"), "{run:?}");
+    let bad = [
+        ("SECRET_KEY", "k".to_owned()),
+        ("SECRET_KEY_FALLBACKS", "[not json".to_owned()),
+    ];
+    let run = decode(&[], &bad, input).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(run.stderr.contains("SECRET_KEY_FALLBACKS"), "{run:?}");
+}
+
+#[tokio::test]
+async fn encode_matches_django_byte_for_byte_when_uncompressed() {
+    let mut checked = 0;
+    for case in encode_cases() {
+        if case["compressed"] != false {
+            continue;
+        }
+        let name = case["name"].as_str().unwrap();
+        // Django's JSON (`\u00e9` escapes) re-written by serde_json as UTF-8.
+        let session: Value =
+            serde_json::from_str(case["serialized_json"].as_str().unwrap()).unwrap();
+        let input = serde_json::to_string(&session).unwrap();
+        for (args, expected) in [
+            (&["encode", "--now", NOW][..], &case["db"]["session_data"]),
+            (
+                &["encode", "--now", NOW, "--salt", "signed-cookies"][..],
+                &case["signed_cookie"]["value"],
+            ),
+        ] {
+            let run = sesame(args, &django_env(), input.as_bytes()).await;
+            assert_eq!(run.code(), Some(0), "{name}: {run:?}");
+            assert_eq!(
+                run.stdout,
+                format!("{}\n", expected.as_str().unwrap()),
+                "{name}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} uncompressed cases");
+}
+
+#[tokio::test]
+async fn encode_compresses_as_django_does_and_django_values_decode_the_same() {
+    let case = encode_cases()
+        .iter()
+        .find(|c| c["name"] == "large_repetitive")
+        .unwrap();
+    let input = case["serialized_json"].as_str().unwrap();
+    let run = sesame(&["encode", "--now", NOW], &django_env(), input.as_bytes()).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let ours = run.stdout.trim_end();
+    assert!(ours.starts_with('.'), "not compressed: {ours}");
+    let django = case["db"]["session_data"].as_str().unwrap();
+    assert!(django.starts_with('.'));
+    let expected: Value = serde_json::from_str(input).unwrap();
+    for value in [ours, django] {
+        assert_eq!(decode(&[], &django_env(), value).await.json(), expected);
+    }
+}
+
+#[tokio::test]
+async fn encode_then_decode_round_trips_non_ascii() {
+    let session = json!({
+        "name": "élève 日本語 😀",
+        "ключ": [1, 2.5, null, true, {"nested": "שלום"}],
+        "big": 123_456_789_012_345_678_u64,
+    });
+    let env = [("SECRET_KEY", "round-trip-key".to_owned())];
+    let encoded = sesame(
+        &["encode", "--now", NOW, "--salt", "signed-cookies"],
+        &env,
+        session.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(encoded.code(), Some(0), "{encoded:?}");
+    assert!(encoded.stdout.is_ascii());
+    let decoded = decode(
+        &["--salt", "signed-cookies"],
+        &env,
+        encoded.stdout.trim_end(),
+    )
+    .await;
+    assert_eq!(decoded.json(), session, "{decoded:?}");
+    assert!(
+        decoded.stdout.contains("élève 日本語 😀"),
+        "not UTF-8: {decoded:?}"
+    );
+    // Key order is kept.
+    let keys: Vec<String> = decoded
+        .json()
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(keys, ["name", "ключ", "big"]);
+}
+
+#[tokio::test]
+async fn encode_refuses_anything_but_a_json_object() {
+    let env = [("SECRET_KEY", "k".to_owned())];
+    for (input, why) in [
+        ("[1, 2, 3]", "got an array"),
+        ("\"a string\"", "got a string"),
+        ("{\"a\": 1", "not valid JSON"),
+        ("", "not valid JSON"),
+    ] {
+        let run = sesame(&["encode"], &env, input.as_bytes()).await;
+        assert_eq!(run.code(), Some(2), "{input}: {run:?}");
+        assert_eq!(run.stdout, "", "{input}");
+        assert!(run.stderr.contains(why), "{input}: {run:?}");
+    }
+    let run = sesame(&["encode"], &[], b"{}").await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(run.stderr.contains("SECRET_KEY is not set"), "{run:?}");
+}
+
+#[cfg(feature = "sqlite")]
+mod inspect {
+    use sesame::backends::{Record, SessionStore as _, SqliteStore};
+    use sesame::codec::SessionMap;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::common::TempDir;
+
+    const OLD_KEY: &str = "inspect-old-secret";
+    const NEW_KEY: &str = "inspect-new-secret";
+
+    /// An SQLite file holding one session the library wrote with
+    /// [`OLD_KEY`], expiring on 2100-01-01; returns the folder, the store URL
+    /// and the session key.
+    async fn store_with_one_session(data: &SessionMap) -> (TempDir, String, String) {
+        let dir = TempDir::new("inspect");
+        let path = dir.path().join("db.sqlite3");
+        let store = SqliteStore::open(&path, Signer::new(OLD_KEY)).unwrap();
+        store.migrate().await.unwrap();
+        let expires = OffsetDateTime::from_unix_timestamp(4_102_444_800).unwrap();
+        let saved = store
+            .create(&Record::new(data.clone(), expires))
+            .await
+            .unwrap();
+        let url = format!("sqlite://{}", path.display());
+        (dir, url, saved.key.as_str().to_owned())
+    }
+
+    #[tokio::test]
+    async fn inspect_prints_a_stored_session_without_its_whole_key() {
+        let mut data = SessionMap::new();
+        data.insert("counter".into(), 7.into());
+        data.insert("name".into(), "élève".into());
+        let (_dir, url, key) = store_with_one_session(&data).await;
+        // The key it was signed with is now a fallback.
+        let env = [
+            ("SECRET_KEY", NEW_KEY.to_owned()),
+            ("SECRET_KEY_FALLBACKS", json!([OLD_KEY]).to_string()),
+        ];
+        let run = sesame(&["inspect", "--store", &url, &key], &env, b"").await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        assert_eq!(
+            run.json(),
+            json!({
+                "session_key": format!("{}…", &key[..4]),
+                "expire_date": "2100-01-01T00:00:00Z",
+                "session": {"counter": 7, "name": "élève"},
+            })
+        );
+        assert!(!run.stdout.contains(&key) && !run.stderr.contains(&key));
+    }
+
+    #[tokio::test]
+    async fn inspect_reads_a_row_django_wrote() {
+        let (_dir, url, _) = store_with_one_session(&SessionMap::new()).await;
+        let row = &VECTORS["middleware_cases"][0]["db_row"];
+        let conn = rusqlite::Connection::open(url.trim_start_matches("sqlite://")).unwrap();
+        conn.execute(
+            "INSERT INTO django_session (session_key, session_data, expire_date) \
+             VALUES (?1, ?2, '2999-01-01 00:00:00')",
+            [
+                row["session_key"].as_str().unwrap(),
+                row["session_data"].as_str().unwrap(),
+            ],
+        )
+        .unwrap();
+        let key = row["session_key"].as_str().unwrap();
+        let run = sesame(&["inspect", "--store", &url, key], &django_env(), b"").await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        let shown = run.json();
+        assert_eq!(shown["session"], json!({"counter": 1}));
+        assert_eq!(shown["expire_date"], "2999-01-01T00:00:00Z");
+    }
+
+    #[tokio::test]
+    async fn inspect_of_an_absent_or_expired_session_exits_1() {
+        let (dir, url, _) = store_with_one_session(&SessionMap::new()).await;
+        let conn = rusqlite::Connection::open(dir.path().join("db.sqlite3")).unwrap();
+        conn.execute(
+            "INSERT INTO django_session (session_key, session_data, expire_date) \
+             VALUES ('expiredsession0000000000000001', 'x', '2000-01-01 00:00:00')",
+            [],
+        )
+        .unwrap();
+        let env = [("SECRET_KEY", OLD_KEY.to_owned())];
+        for (key, prefix) in [
+            ("nosuchsession000000000000000001", "nosu…"),
+            ("expiredsession0000000000000001", "expi…"),
+        ] {
+            let run = sesame(&["inspect", "--store", &url, key], &env, b"").await;
+            assert_eq!(run.code(), Some(1), "{run:?}");
+            assert_eq!(run.stdout, "");
+            assert!(
+                run.stderr
+                    .contains(&format!("no live session under {prefix}")),
+                "{run:?}"
+            );
+            assert!(
+                !run.stderr.contains(key),
+                "the whole key was shown: {run:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn inspect_with_the_wrong_secret_key_says_so_and_exits_1() {
+        let (_dir, url, key) = store_with_one_session(&SessionMap::new()).await;
+        let env = [("SECRET_KEY", NEW_KEY.to_owned())];
+        let run = sesame(&["inspect", "--store", &url, &key], &env, b"").await;
+        assert_eq!(run.code(), Some(1), "{run:?}");
+        assert_eq!(run.stdout, "");
+        assert!(run.stderr.contains("bad signature"), "{run:?}");
+        assert!(run.stderr.contains("SECRET_KEY_FALLBACKS"), "{run:?}");
+        assert!(
+            !run.stderr.contains(&key),
+            "the whole key was shown: {run:?}"
+        );
+        // Without any SECRET_KEY the command cannot read signed rows at all.
+        let run = sesame(&["inspect", "--store", &url, &key], &[], b"").await;
+        assert_eq!(run.code(), Some(2), "{run:?}");
+        assert!(run.stderr.contains("SECRET_KEY is not set"), "{run:?}");
+    }
+
+    #[tokio::test]
+    async fn inspect_of_a_malformed_key_exits_2_without_echoing_it() {
+        let (_dir, url, _) = store_with_one_session(&SessionMap::new()).await;
+        let env = [("SECRET_KEY", OLD_KEY.to_owned())];
+        for bad in [
+            "short",
+            "UPPERCASE0000000000",
+            "../../etc/passwd",
+            "a;b=c0000000",
+        ] {
+            let run = sesame(&["inspect", "--store", &url, bad], &env, b"").await;
+            assert_eq!(run.code(), Some(2), "{bad}: {run:?}");
+            assert!(run.stderr.contains("not a session key"), "{run:?}");
+            assert!(!run.stderr.contains(bad), "{bad} echoed: {run:?}");
+        }
+    }
+}
+
+/// `inspect` on the database server `SESAME_TEST_<STORE>_URL` names (a skip
+/// line when unset): a session the library wrote there, then an absent one.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn inspect_on_a_server<S: sesame::backends::SessionStore>(
+    store_name: &str,
+    store: impl AsyncFnOnce(&str, Signer) -> S,
+    url_of: impl Fn(&str) -> String,
+) {
+    use sesame::backends::Record;
+
+    let Some(url) = sesame_conformance::env_url(store_name) else {
+        return;
+    };
+    let store = store(&url, Signer::new("inspect-server-key")).await;
+    let mut data = sesame::codec::SessionMap::new();
+    data.insert("name".into(), "élève".into());
+    // With microseconds: PostgreSQL and MariaDB keep them.
+    let expires =
+        time::OffsetDateTime::from_unix_timestamp_nanos(4_102_444_800_123_456_000).unwrap();
+    let saved = store.create(&Record::new(data, expires)).await.unwrap();
+    let key = saved.key.as_str().to_owned();
+    let env = [("SECRET_KEY", "inspect-server-key".to_owned())];
+    let store_url = url_of(&url);
+    let run = sesame(&["inspect", "--store", &store_url, &key], &env, b"").await;
+    store.delete(&saved.key).await.unwrap();
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(
+        run.json(),
+        json!({
+            "session_key": format!("{}…", &key[..4]),
+            "expire_date": "2100-01-01T00:00:00.123456Z",
+            "session": {"name": "élève"},
+        })
+    );
+    let run = sesame(&["inspect", "--store", &store_url, &key], &env, b"").await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("no live session under"), "{run:?}");
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn inspect_on_postgres() {
+    inspect_on_a_server(
+        "postgres",
+        async |url: &str, signer| {
+            let store = sesame::backends::PostgresStore::connect(url, signer)
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            store
+        },
+        str::to_owned,
+    )
+    .await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn inspect_on_mariadb() {
+    inspect_on_a_server(
+        "mysql",
+        async |url: &str, signer| {
+            let store = sesame::backends::MySqlStore::connect(url, signer)
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            store
+        },
+        |url| url.replacen("mysql://", "mariadb://", 1),
+    )
+    .await;
+}
