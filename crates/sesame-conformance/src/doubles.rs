@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sesame::backends::{Record, Saved, SessionStore};
-use sesame::{Error, Result, SessionKey};
+use sesame::{Error, KeyKind, Result, SessionKey};
 use time::OffsetDateTime;
 
 /// The error inside every [`FailingStore`] failure: a stand-in for a refused
@@ -225,6 +225,10 @@ impl<S> CountingStore<S> {
 }
 
 impl<S: SessionStore> SessionStore for CountingStore<S> {
+    fn key_kind(&self) -> KeyKind {
+        self.inner.key_kind()
+    }
+
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
         bump(&self.counters.load);
         self.inner.load(key).await
@@ -314,6 +318,10 @@ impl<S> SlowStore<S> {
 }
 
 impl<S: SessionStore> SessionStore for SlowStore<S> {
+    fn key_kind(&self) -> KeyKind {
+        self.inner.key_kind()
+    }
+
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
         self.wait().await;
         self.inner.load(key).await

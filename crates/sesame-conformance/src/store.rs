@@ -37,6 +37,11 @@ pub struct Caps {
     /// move a record's expiry in place (`touch`).
     ///
     /// `false` for `SignedCookieStore`, which holds nothing to compare with.
+    /// Such a store's key carries its own expiry, so a key past it is a value
+    /// that no longer verifies: `load` may answer
+    /// `Err(Corrupt(Expired))` for it (the session then re-issues an empty
+    /// cookie, as Django's `signed_cookies` does) where a server-side store
+    /// answers `None`.
     pub server_side: bool,
     /// The store expires records itself (Redis `EXPIRE`, Memcached TTL), so
     /// `clear_expired` has nothing to do and may return 0.
@@ -47,6 +52,13 @@ pub struct Caps {
     /// microseconds as SQL `datetime` columns do. A store that keeps expiry in
     /// whole seconds sets one second; the cases fail on anything coarser.
     pub expiry_resolution: Duration,
+    /// The most bytes the store keeps for one record, if it has a limit.
+    ///
+    /// `Some(4096)` for `SignedCookieStore` (a browser's cookie limit): a
+    /// record that does not fit must be refused with
+    /// [`Error::TooLarge`](sesame::Error::TooLarge), never truncated or
+    /// silently dropped. (The suite's 100 KiB value compresses to far less.)
+    pub size_limit: Option<usize>,
 }
 
 impl Default for Caps {
@@ -56,6 +68,7 @@ impl Default for Caps {
             server_side: true,
             native_ttl: false,
             expiry_resolution: Duration::microseconds(1),
+            size_limit: None,
         }
     }
 }
@@ -164,7 +177,7 @@ pub fn run<F: Future<Output = ()>>(case: &str, test: F) {
 /// | `touch_of_missing_record_is_missing` | unknown, expired, deleted |
 /// | `concurrent_writers_lose_nothing` | 32 load-modify-save writers, retrying on `Conflict` |
 /// | `concurrent_saves_with_same_version_only_one_wins` | exactly one of two |
-/// | `large_value_round_trips` | 100 KiB |
+/// | `large_value_round_trips` | 100 KiB (compressible); past [`Caps::size_limit`](crate::Caps::size_limit), `TooLarge` |
 /// | `special_character_keys_round_trip` | quotes, SQL, NUL, emoji, … as data keys |
 ///
 /// # Examples
@@ -328,6 +341,23 @@ pub mod cases {
             "{what}: expires_at is {got}, wrote {want} (off by {off}, allowed {})",
             caps.expiry_resolution,
         );
+    }
+
+    /// Asserts that an expired record does not load: `None`, or for a
+    /// store that is not server-side, `Err(Corrupt(Expired))` (its key
+    /// carries the expiry; see [`Caps::server_side`]).
+    async fn assert_expired_not_loaded<S: SessionStore>(
+        store: &S,
+        key: &SessionKey,
+        caps: Caps,
+        what: &str,
+    ) {
+        match store.load(key).await {
+            Ok(None) => {}
+            Err(Error::Corrupt(sesame::codec::Error::Expired { .. })) if !caps.server_side => {}
+            Ok(Some(record)) => panic!("{what}: loaded {record:?}"),
+            Err(err) => panic!("{what}: load failed: {err:?}"),
+        }
     }
 
     fn assert_missing<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
@@ -638,22 +668,28 @@ pub mod cases {
 
     /// A record whose expiry has passed never loads, whether it was created
     /// that way or saved that way.
-    pub async fn expired_record_is_never_loaded<S: SessionStore + Clone>(store: &S, _caps: Caps) {
+    pub async fn expired_record_is_never_loaded<S: SessionStore + Clone>(store: &S, caps: Caps) {
         let long_ago = create(store, json!({"n": 1}), hours_ago(1)).await;
-        assert!(
-            load(store, &long_ago.key).await.is_none(),
-            "a record that expired an hour ago loaded"
-        );
+        assert_expired_not_loaded(
+            store,
+            &long_ago.key,
+            caps,
+            "a record that expired an hour ago",
+        )
+        .await;
         let just_now = create(
             store,
             json!({"n": 1}),
             OffsetDateTime::now_utc() - Duration::seconds(2),
         )
         .await;
-        assert!(
-            load(store, &just_now.key).await.is_none(),
-            "a record that expired two seconds ago loaded"
-        );
+        assert_expired_not_loaded(
+            store,
+            &just_now.key,
+            caps,
+            "a record that expired two seconds ago",
+        )
+        .await;
 
         let live = create(store, json!({"n": 1}), in_hours(1)).await;
         let mut record = load_live(store, &live.key).await;
@@ -662,10 +698,8 @@ pub mod cases {
             .save(&live.key, &record)
             .await
             .expect("saving a past expiry failed");
-        assert!(
-            load(store, &saved.key).await.is_none(),
-            "a record saved with a past expiry loaded"
-        );
+        assert_expired_not_loaded(store, &saved.key, caps, "a record saved with a past expiry")
+            .await;
     }
 
     /// `exists` is true for a live record only: not for an unknown, expired
@@ -717,7 +751,7 @@ pub mod cases {
             }
             let removed = store.clear_expired().await.expect("clear_expired failed");
             for key in &expired {
-                assert!(load(store, key).await.is_none(), "an expired record loaded");
+                assert_expired_not_loaded(store, key, caps, "an expired record").await;
             }
             for key in &live {
                 assert!(
@@ -900,10 +934,33 @@ pub mod cases {
 
     // ---- data --------------------------------------------------------------
 
-    /// A 100 KiB value is stored and loaded whole.
-    pub async fn large_value_round_trips<S: SessionStore + Clone>(store: &S, _caps: Caps) {
+    /// A 100 KiB value is stored and loaded whole. A store with a
+    /// [`Caps::size_limit`] also refuses a record it cannot hold with
+    /// `TooLarge`.
+    pub async fn large_value_round_trips<S: SessionStore + Clone>(store: &S, caps: Caps) {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        // Not one repeated byte, so a compressing codec still has work to do.
+        if let Some(limit) = caps.size_limit {
+            // Twice the limit of xorshift noise, which no compression
+            // shrinks below it: refused loudly, as a browser would drop it
+            // without a word.
+            let mut state: u32 = 0x9e37_79b9;
+            let noise: String = (0..2 * limit)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    char::from(ALPHABET[state as usize % ALPHABET.len()])
+                })
+                .collect();
+            let record = Record::new(map(json!({"noise": noise})), in_hours(1));
+            let result = store.create(&record).await;
+            assert!(
+                matches!(result, Err(Error::TooLarge { .. })),
+                "a record over the store's {limit}-byte limit should be Err(TooLarge), got {result:?}"
+            );
+        }
+        // Not one repeated byte, so a compressing codec still has work to do
+        // (and a size-limited one can still hold it).
         let blob: String = (0..100 * 1024)
             .map(|i: usize| char::from(ALPHABET[(i * 7919 + i / 61) % ALPHABET.len()]))
             .collect();
