@@ -45,6 +45,16 @@ pub enum Error {
     /// store unavailable, or its data would not fit the store.
     #[error("the session cannot be saved: {0}")]
     Unsaveable(&'static str),
+    /// The session is too large for its store: a signed cookie would exceed
+    /// what a browser keeps (4096 bytes for `name=value`). Nothing was
+    /// saved; the middleware answers 500.
+    #[error("the session is too large for its store ({len} bytes, limit {limit})")]
+    TooLarge {
+        /// The size the session would take, in bytes.
+        len: usize,
+        /// The most the store accepts, in bytes.
+        limit: usize,
+    },
 }
 
 impl Error {

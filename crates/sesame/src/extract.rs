@@ -26,6 +26,11 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = match &self {
             e if e.is_outage() => return crate::middleware::unavailable(),
+            Self::TooLarge { .. } => {
+                // A bug in the app (it stores too much), not in the request.
+                tracing::error!(target: "sesame::middleware", error = %self, "session error answered with 500");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
             Self::Missing => StatusCode::BAD_REQUEST,
             Self::Conflict => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -66,6 +66,11 @@ pub enum KeyKind {
     #[default]
     Random,
     /// The cookie value is the signed session itself (Django's `signed_cookies`).
+    ///
+    /// Such a key carries its expiry in its signed timestamp, so moving the
+    /// expiry means re-signing: a new key. The [`Session`](crate::Session)
+    /// therefore saves an unchanged session on such a store rather than
+    /// calling [`touch`](crate::backends::SessionStore::touch).
     Signed,
 }
 
@@ -127,7 +132,7 @@ impl SessionKey {
         }))
     }
 
-    /// Validates raw bytes as a signed-cookie key: 1 to
+    /// Validates raw bytes as a signed-cookie key: [`MIN_KEY_LENGTH`] to
     /// [`MAX_SIGNED_KEY_LENGTH`] bytes of URL-safe base64, `:` and `.`.
     ///
     /// Only the shape is checked here; the signature is checked by the store.
@@ -143,7 +148,9 @@ impl SessionKey {
     /// assert!(SessionKey::from_signed_bytes(b"not signed; at all").is_err());
     /// ```
     pub fn from_signed_bytes(raw: &[u8]) -> Result<Self, InvalidKey> {
-        if raw.is_empty()
+        // Django's `_validate_session_key` (at least 8 characters) applies
+        // to every engine, `signed_cookies` included.
+        if raw.len() < MIN_KEY_LENGTH
             || raw.len() > MAX_SIGNED_KEY_LENGTH
             || !raw
                 .iter()
@@ -274,7 +281,16 @@ mod tests {
         .unwrap();
         assert_eq!(key.kind(), KeyKind::Signed);
         assert_eq!(format!("{key:?}"), "SessionKey(.eJy…)");
-        for raw in [&b""[..], b"a b", b"a;b", b"a\"b", b"a/b", b"\xff"] {
+        for raw in [
+            &b""[..],
+            b"short",
+            b"abcdefg",
+            b"abcd efgh",
+            b"abcd;efgh",
+            b"abcd\"efgh",
+            b"abcd/efgh",
+            b"abcdefgh\xff",
+        ] {
             assert!(SessionKey::from_signed_bytes(raw).is_err(), "{raw:?}");
         }
         assert!(SessionKey::from_signed_bytes(&[b'a'; MAX_SIGNED_KEY_LENGTH]).is_ok());

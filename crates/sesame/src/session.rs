@@ -146,7 +146,6 @@ impl Candidates {
         self.keys.iter().flatten()
     }
 
-    #[cfg(test)]
     pub(crate) fn to_vec(&self) -> Vec<SessionKey> {
         self.iter().cloned().collect()
     }
@@ -288,7 +287,7 @@ impl Session {
             state.candidates.clone()
         };
         let mut found = None;
-        let mut corrupt = false;
+        let mut first_corrupt = None;
         for key in candidates.iter() {
             match self.call(self.inner.shared.store.load(key)).await {
                 Ok(Some(record)) => {
@@ -303,16 +302,22 @@ impl Session {
                         error = %e,
                         "session data corrupted; starting an empty session"
                     );
-                    // As Django: the record exists, so its key is kept and the
-                    // next save overwrites it (no version: unconditionally).
-                    corrupt = true;
-                    let expires_at = OffsetDateTime::now_utc()
-                        + time::Duration::seconds(self.settings().cookie_age);
-                    found = Some((key.clone(), Record::new(SessionMap::new(), expires_at)));
-                    break;
+                    // A later cookie may still name a good session.
+                    first_corrupt.get_or_insert_with(|| key.clone());
                 }
                 Err(e) => return Err(e),
             }
+        }
+        let mut corrupt = false;
+        if found.is_none()
+            && let Some(key) = first_corrupt
+        {
+            // As Django: the record exists, so its key is kept and the
+            // next save overwrites it (no version: unconditionally).
+            corrupt = true;
+            let expires_at =
+                OffsetDateTime::now_utc() + time::Duration::seconds(self.settings().cookie_age);
+            found = Some((key, Record::new(SessionMap::new(), expires_at)));
         }
         let mut state = self.state();
         state.rebase(found);
@@ -819,10 +824,13 @@ impl Session {
     pub async fn save(&self) -> Result<()> {
         self.load(false).await?;
         let shared = &self.inner.shared;
+        // A signed key carries its own timestamp: its expiry moves only by
+        // re-signing, which the save below does (and which gives a new key).
+        let touchable = shared.store.key_kind() != KeyKind::Signed;
         let unchanged = {
             let state = self.state();
             match &state.key {
-                Some(key) if !state.modified => {
+                Some(key) if !state.modified && touchable => {
                     Some((key.clone(), self.record_of(&state).expires_at))
                 }
                 _ => None,
@@ -1148,6 +1156,30 @@ mod tests {
         assert!(s.test_cookie_worked().await.unwrap());
         s.delete_test_cookie().await.unwrap();
         assert!(!s.test_cookie_worked().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_cookie_does_not_hide_a_good_one() {
+        use crate::backends::SignedCookieStore;
+
+        let store = SignedCookieStore::new(sesame_codec::Signer::new("k"));
+        let first = Session::new(store.clone(), None);
+        first.insert("x", 1).await.unwrap();
+        first.save().await.unwrap();
+        let good = first.session_key().unwrap();
+        let forged = SessionKey::from_signed_bytes(b"eyJ4IjoyfQ:1r31eq:forged").unwrap();
+        let mut candidates = Candidates::default();
+        candidates.push(forged);
+        candidates.push(good.clone());
+        let shared = Arc::new(Shared {
+            store: Arc::new(store),
+            settings: Settings::default(),
+            policy: ConflictPolicy::default(),
+        });
+        let s = Session::from_shared(shared, candidates);
+        assert_eq!(s.get::<i64>("x").await.unwrap(), Some(1));
+        assert_eq!(s.session_key(), Some(good));
+        assert!(!s.is_modified());
     }
 
     #[test]

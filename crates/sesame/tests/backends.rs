@@ -56,3 +56,31 @@ mod mysql {
     sesame_conformance::store_suite!(store(), sesame_conformance::Caps::default());
     sesame_conformance::http_suite!(store(), sesame_conformance::Caps::default());
 }
+
+/// Sessions in the signed cookie: nothing server-side to revoke, compare or
+/// touch, whole-second timestamps, and a browser's 4096-byte cookie limit.
+mod signed_cookies {
+    use sesame::Signer;
+    use sesame::backends::SignedCookieStore;
+    use sesame_conformance::Caps;
+
+    async fn store() -> Option<SignedCookieStore> {
+        Some(SignedCookieStore::new(
+            Signer::new("sesame-test-secret-key").with_fallbacks(["an-older-key"]),
+        ))
+    }
+
+    const CAPS: Caps = Caps {
+        // A copy of a deleted (logged out) cookie stays valid until it expires.
+        revocable: false,
+        // No stored version or record: no Conflict, no Missing, no touch.
+        server_side: false,
+        native_ttl: false,
+        // The signed timestamp is in whole seconds.
+        expiry_resolution: time::Duration::seconds(1),
+        size_limit: Some(sesame::backends::MAX_COOKIE_BYTES),
+    };
+
+    sesame_conformance::store_suite!(store(), CAPS);
+    sesame_conformance::http_suite!(store(), CAPS);
+}

@@ -204,6 +204,8 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// The default loads and saves with the loaded version; stores override
     /// it with a single in-place update (`UPDATE … SET expire_date`, `EXPIRE`).
+    /// [`Session`](crate::Session) never calls it on a [`KeyKind::Signed`]
+    /// store, whose key carries its expiry: it saves (re-signs) instead.
     ///
     /// # Errors
     ///

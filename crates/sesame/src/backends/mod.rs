@@ -6,11 +6,13 @@
 //! | `SqliteStore` | `db` on SQLite | `sqlite` (default) |
 //! | `PostgresStore` | `db` on PostgreSQL | `postgres` |
 //! | `MySqlStore` | `db` on MySQL / MariaDB | `mysql` |
+//! | [`SignedCookieStore`] | `signed_cookies` | always |
 
 mod base;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod db;
 mod memory;
+mod signed_cookies;
 
 pub(crate) use base::DynStore;
 pub use base::{CREATE_ATTEMPTS, Record, Saved, SessionStore, Version, create_unique};
@@ -24,3 +26,4 @@ pub use db::PostgresStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use db::SqliteStore;
 pub use memory::MemoryStore;
+pub use signed_cookies::{MAX_COOKIE_BYTES, SignedCookieStore};

@@ -348,6 +348,15 @@ fn store_error<B: Default>(error: &Error) -> Response<B> {
         }
         // Already logged, with its source, by the session's store call.
         e if e.is_outage() => unavailable(),
+        Error::TooLarge { len, limit } => {
+            tracing::error!(
+                target: "sesame::middleware",
+                len,
+                limit,
+                "session too large for its store (a signed cookie over the browser limit); nothing saved, answering 500"
+            );
+            status_only(StatusCode::INTERNAL_SERVER_ERROR)
+        }
         e => {
             tracing::error!(target: "sesame::middleware", error = %e, "session save failed; answering 500");
             status_only(StatusCode::INTERNAL_SERVER_ERROR)
