@@ -49,6 +49,8 @@ pub mod engine {
     pub const POSTGRES: &str = "sesame.backends.PostgresStore";
     /// `mysql://…`.
     pub const MYSQL: &str = "sesame.backends.MySqlStore";
+    /// `signed-cookies:`.
+    pub const SIGNED_COOKIES: &str = "sesame.backends.SignedCookieStore";
 }
 
 #[derive(Debug, Clone, Copy)]

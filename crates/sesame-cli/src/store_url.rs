@@ -12,6 +12,7 @@ use sesame::backends::MySqlStore;
 #[cfg(feature = "postgres")]
 use sesame::backends::PostgresStore;
 use sesame::backends::SessionStore as _;
+use sesame::backends::SignedCookieStore;
 #[cfg(feature = "sqlite")]
 use sesame::backends::SqliteStore;
 use sesame::{Settings, SettingsError, Signer};
@@ -26,6 +27,7 @@ use crate::demo;
 /// | `postgres://…`, `postgresql://…` | `PostgresStore` | `postgres` |
 /// | `mysql://…`, `mariadb://…` | `MySqlStore` | `mysql` |
 /// | `memory:` | `MemoryStore` | always |
+/// | `signed-cookies:` (or `signed_cookies:`) | `SignedCookieStore`: the session in the signed cookie | always |
 ///
 /// Every scheme parses whatever features were compiled in; opening a store
 /// whose feature is missing is an error that says which feature to enable.
@@ -52,6 +54,9 @@ pub enum StoreUrl {
     Postgres(String),
     /// A MySQL or MariaDB connection URL, with the scheme `mysql://`.
     MySql(String),
+    /// `signed-cookies:`: sessions in the signed cookie (Django's
+    /// `signed_cookies` engine); nothing is stored server-side.
+    SignedCookies,
 }
 
 /// Why a `--store` URL was rejected.
@@ -75,12 +80,18 @@ impl FromStr for StoreUrl {
     fn from_str(url: &str) -> Result<Self, Self::Err> {
         let url = url.trim();
         let (scheme, rest) = url.split_once(':').ok_or(InvalidStoreUrl(
-            "expected a URL such as sqlite://sesame.sqlite3, postgres://…, mysql://… or memory:",
+            "expected a URL such as sqlite://sesame.sqlite3, postgres://…, mysql://…, memory: or signed-cookies:",
         ))?;
         match scheme.to_ascii_lowercase().as_str() {
             "memory" if rest.is_empty() || rest == "//" => Ok(Self::Memory),
             "memory" => Err(InvalidStoreUrl(
                 "the memory store takes no path: use memory:",
+            )),
+            "signed-cookies" | "signed_cookies" if rest.is_empty() || rest == "//" => {
+                Ok(Self::SignedCookies)
+            }
+            "signed-cookies" | "signed_cookies" => Err(InvalidStoreUrl(
+                "the signed-cookies store takes no path: use signed-cookies:",
             )),
             "sqlite" => {
                 let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -102,7 +113,7 @@ impl FromStr for StoreUrl {
                 "a server URL starts with scheme:// (e.g. postgres://user@host/db)",
             )),
             _ => Err(InvalidStoreUrl(
-                "unknown store: expected sqlite://PATH, postgres://…, postgresql://…, mysql://…, mariadb://… or memory:",
+                "unknown store: expected sqlite://PATH, postgres://…, postgresql://…, mysql://…, mariadb://…, memory: or signed-cookies:",
             )),
         }
     }
@@ -112,6 +123,7 @@ impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Memory => f.write_str("memory:"),
+            Self::SignedCookies => f.write_str("signed-cookies:"),
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
             Self::Postgres(url) | Self::MySql(url) => f.write_str(&hide_password(url)),
         }
@@ -171,6 +183,8 @@ pub enum Store {
     /// `mysql://…`.
     #[cfg(feature = "mysql")]
     MySql(MySqlStore),
+    /// `signed-cookies:`.
+    SignedCookies(SignedCookieStore),
 }
 
 impl Store {
@@ -187,6 +201,7 @@ impl Store {
             StoreUrl::Sqlite(path) => open_sqlite(path, signer).await,
             StoreUrl::Postgres(raw) => open_postgres(raw, signer).await,
             StoreUrl::MySql(raw) => open_mysql(raw, signer).await,
+            StoreUrl::SignedCookies => Ok(Self::SignedCookies(SignedCookieStore::new(signer))),
         }
         .with_context(|| format!("cannot open the session store {url}"))
     }
@@ -202,10 +217,20 @@ impl Store {
             Self::Postgres(_) => demo::engine::POSTGRES,
             #[cfg(feature = "mysql")]
             Self::MySql(_) => demo::engine::MYSQL,
+            Self::SignedCookies(_) => demo::engine::SIGNED_COOKIES,
         }
     }
 
-    /// Creates the session table and index if missing (a no-op for memory).
+    /// Whether the store keeps sessions server-side: `false` for
+    /// `signed-cookies:`, whose sessions live in the browser's cookie (there
+    /// is no table to create and nothing to clear).
+    #[must_use]
+    pub fn is_server_side(&self) -> bool {
+        !matches!(self, Self::SignedCookies(_))
+    }
+
+    /// Creates the session table and index if missing (a no-op for memory
+    /// and signed cookies).
     ///
     /// # Errors
     ///
@@ -219,10 +244,12 @@ impl Store {
             Self::Postgres(s) => s.migrate().await,
             #[cfg(feature = "mysql")]
             Self::MySql(s) => s.migrate().await,
+            Self::SignedCookies(_) => Ok(()),
         }
     }
 
-    /// Removes expired sessions; returns how many.
+    /// Removes expired sessions; returns how many (always 0 for signed
+    /// cookies, which expire on their own).
     ///
     /// # Errors
     ///
@@ -236,10 +263,15 @@ impl Store {
             Self::Postgres(s) => s.clear_expired().await,
             #[cfg(feature = "mysql")]
             Self::MySql(s) => s.clear_expired().await,
+            Self::SignedCookies(s) => s.clear_expired().await,
         }
     }
 
     /// The demo app on this store.
+    ///
+    /// A signed-cookie store takes its `max_age` and cookie name from
+    /// `settings` (`SESSION_COOKIE_AGE`, `SESSION_COOKIE_NAME`), as Django's
+    /// engine does.
     ///
     /// # Errors
     ///
@@ -254,6 +286,13 @@ impl Store {
             Self::Postgres(s) => demo::app(s.clone(), engine, settings),
             #[cfg(feature = "mysql")]
             Self::MySql(s) => demo::app(s.clone(), engine, settings),
+            Self::SignedCookies(s) => {
+                let store = s
+                    .clone()
+                    .with_max_age(settings.cookie_age)
+                    .with_cookie_name(&settings.cookie_name);
+                demo::app(store, engine, settings)
+            }
         }
     }
 }
@@ -366,6 +405,37 @@ mod tests {
             parse("mariadb://root@h/test"),
             Ok(StoreUrl::MySql("mysql://root@h/test".into()))
         );
+    }
+
+    #[test]
+    fn signed_cookies_urls_take_no_path() {
+        for url in ["signed-cookies:", "signed_cookies:", "SIGNED-COOKIES://"] {
+            assert_eq!(parse(url), Ok(StoreUrl::SignedCookies), "{url}");
+        }
+        assert_eq!(
+            parse("signed-cookies:").unwrap().to_string(),
+            "signed-cookies:"
+        );
+        assert!(parse("signed-cookies:x").is_err());
+        assert_eq!(
+            parse("signed-cookies:").unwrap().secret_key_path(),
+            PathBuf::from("sesame.secret_key")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_signed_cookies_store_keeps_nothing_server_side() {
+        let store = Store::open(&StoreUrl::SignedCookies, Signer::new("test"))
+            .await
+            .unwrap();
+        assert_eq!(store.engine(), "sesame.backends.SignedCookieStore");
+        assert!(!store.is_server_side());
+        store.migrate().await.unwrap();
+        assert_eq!(store.clear_expired().await.unwrap(), 0);
+        let memory = Store::open(&StoreUrl::Memory, Signer::new("test"))
+            .await
+            .unwrap();
+        assert!(memory.is_server_side());
     }
 
     #[test]

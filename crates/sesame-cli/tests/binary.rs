@@ -1,6 +1,7 @@
 //! The real `sesame` binary: `serve` keeps counting across a restart, stops
 //! cleanly on SIGTERM and refuses inconsistent settings; `migrate` and
-//! `clearsessions` work on an SQLite file.
+//! `clearsessions` work on an SQLite file; `signed-cookies:` keeps the
+//! session in the cookie.
 #![allow(
     clippy::unwrap_used,
     reason = "helpers outside #[test] fns: a failed unwrap is a failed test"
@@ -273,6 +274,51 @@ async fn migrate_then_clearsessions_removes_only_expired_sessions() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(left, ["livesession000000000000000000001"]);
+}
+
+/// `signed-cookies:`: the counter lives in the cookie (re-issued on every
+/// save, signed with the key file serve creates, so it survives a restart);
+/// `migrate` and `clearsessions` say there is nothing to do.
+#[tokio::test]
+async fn serve_on_signed_cookies_counts_in_the_cookie_across_a_restart() {
+    let dir = TempDir::new("binary-signed");
+    let store = "signed-cookies:";
+    let server = Server::start(dir.path(), store, "first.log", &[]).await;
+    let (n, cookie) = server.counter(None).await;
+    assert_eq!(n, 0);
+    let cookie = cookie.expect("a session cookie");
+    assert!(cookie.starts_with("eyJjb3VudGVyIjoxfQ:"), "{cookie}"); // {"counter":1}
+    let (n, cookie) = server.counter(Some(&cookie)).await;
+    assert_eq!(n, 1);
+    let cookie = cookie.expect("the cookie is re-issued");
+    let whoami = http_get(server.port, "/whoami", Some(&cookie))
+        .await
+        .unwrap();
+    assert_eq!(whoami.json()["engine"], "sesame.backends.SignedCookieStore");
+    assert_eq!(whoami.json()["session"]["counter"], 2);
+    let (status, log) = server.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(dir.path().join("sesame.secret_key").exists());
+    assert!(!log.contains(&cookie), "a whole cookie was logged");
+
+    let server = Server::start(dir.path(), store, "second.log", &[]).await;
+    assert_eq!(server.counter(Some(&cookie)).await.0, 2);
+    // A tampered cookie is an empty session with a fresh cookie.
+    let tampered = format!(
+        "eyJjb3VudGVyIjo5fQ{}",
+        &cookie["eyJjb3VudGVyIjoyfQ".len()..]
+    );
+    let (n, fresh) = server.counter(Some(&tampered)).await;
+    assert_eq!(n, 0);
+    assert!(fresh.is_some_and(|f| f != tampered));
+    let (status, log) = server.terminate().await;
+    assert!(status.success(), "{log}");
+
+    for command in ["migrate", "clearsessions"] {
+        let (status, stdout, stderr) = run(dir.path(), &[command, "--store", store], &[]).await;
+        assert!(status.success(), "{command}: {stderr}");
+        assert!(stdout.contains("nothing to"), "{command}: {stdout}");
+    }
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -8,13 +8,22 @@ use crate::store_url::Store;
 /// Opens the store, removes every expired session and prints how many.
 ///
 /// Stores that expire records on their own (none of the CLI's so far)
-/// report 0.
+/// report 0. On `signed-cookies:` nothing is stored: it says so and succeeds,
+/// as Django's `signed_cookies` `clear_expired` does nothing.
 ///
 /// # Errors
 ///
 /// The store cannot be opened or the delete fails.
 pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.store, crate::store_url::signer_for_maintenance()).await?;
+    if !store.is_server_side() {
+        println!(
+            "{}: nothing to clear: signed-cookie sessions are stored nowhere, and each \
+             expires on its own after SESSION_COOKIE_AGE",
+            args.store
+        );
+        return Ok(());
+    }
     let removed = store
         .clear_expired()
         .await

@@ -3,16 +3,20 @@
 
 use anyhow::Context as _;
 use serde_json::json;
-use sesame::SessionKey;
 use sesame::backends::{Record, SessionStore as _};
+use sesame::{KeyKind, SessionKey, Settings};
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::InspectArgs;
 use crate::cmd::{UsageError, signer_from_env};
-use crate::store_url::Store;
+use crate::store_url::{Store, StoreUrl};
 
 /// Prints the live session stored under `args.key` as one line of JSON:
 /// `{"session_key": "abcd…", "expire_date": "<RFC 3339>", "session": {…}}`.
+///
+/// On `signed-cookies:` KEY is the cookie value, the signed session itself,
+/// checked against `SECRET_KEY`, `SECRET_KEY_FALLBACKS` and
+/// `SESSION_COOKIE_AGE`.
 ///
 /// Only the key's first four characters are printed. The session is
 /// printed as `decode` prints one (UTF-8, keys in stored order).
@@ -26,7 +30,12 @@ use crate::store_url::Store;
 /// data that cannot be decoded with the keys given (where Django's
 /// `get_decoded()` returns `{}`, this says why).
 pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
-    let key: SessionKey = args.key.parse().map_err(|e| {
+    // On signed-cookies: the key is the cookie value, the session itself.
+    let kind = match args.store.store {
+        StoreUrl::SignedCookies => KeyKind::Signed,
+        _ => KeyKind::Random,
+    };
+    let key = SessionKey::parse_kind(args.key.as_bytes(), kind).map_err(|e| {
         UsageError(format!(
             "KEY is not a session key ({e}); the sessionid cookie's value is one"
         ))
@@ -34,7 +43,11 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
     // The SQL stores verify what they read with the Django project's keys.
     let signer = signer_from_env()?;
     let url = &args.store.store;
-    let store = Store::open(url, signer).await?;
+    let store = match Store::open(url, signer).await? {
+        // A signed cookie's validity is measured against SESSION_COOKIE_AGE.
+        Store::SignedCookies(s) => Store::SignedCookies(s.with_max_age(cookie_age_from_env()?)),
+        other => other,
+    };
     let record = match load(&store, &key).await {
         Ok(Some(record)) => record,
         Ok(None) => anyhow::bail!("no live session under {}", key.redacted()),
@@ -64,6 +77,16 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `SESSION_COOKIE_AGE` from the environment (Django's default when unset).
+fn cookie_age_from_env() -> anyhow::Result<i64> {
+    let settings = Settings::from_lookup(|name| match name {
+        "SESSION_COOKIE_AGE" => std::env::var(name).ok(),
+        _ => None,
+    })
+    .map_err(|e| UsageError(e.to_string()))?;
+    Ok(settings.cookie_age)
+}
+
 /// The record under `key`, if live, from whichever store `store` is.
 async fn load(store: &Store, key: &SessionKey) -> sesame::Result<Option<Record>> {
     match store {
@@ -74,5 +97,6 @@ async fn load(store: &Store, key: &SessionKey) -> sesame::Result<Option<Record>>
         Store::Postgres(s) => s.load(key).await,
         #[cfg(feature = "mysql")]
         Store::MySql(s) => s.load(key).await,
+        Store::SignedCookies(s) => s.load(key).await,
     }
 }

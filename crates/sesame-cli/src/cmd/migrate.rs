@@ -8,11 +8,20 @@ use crate::store_url::Store;
 /// Opens the store and creates Django's `django_session` table and its
 /// index if missing; safe to run again, and on a table Django created.
 ///
+/// On `signed-cookies:` there is no table: it says so and succeeds.
+///
 /// # Errors
 ///
 /// The store cannot be opened or the DDL fails.
 pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.store, crate::store_url::signer_for_maintenance()).await?;
+    if !store.is_server_side() {
+        println!(
+            "{}: nothing to migrate: sessions live in the signed cookie, not in a table",
+            args.store
+        );
+        return Ok(());
+    }
     store
         .migrate()
         .await

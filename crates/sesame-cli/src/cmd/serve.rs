@@ -57,11 +57,18 @@ pub async fn serve(
     }
     let signer = settings.signer().context("invalid settings")?;
     let store = Store::open(url, signer).await?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("cannot create the session table in {url}"))?;
-    tracing::info!(store = %url, "session table ready");
+    if store.is_server_side() {
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("cannot create the session table in {url}"))?;
+        tracing::info!(store = %url, "session table ready");
+    } else {
+        tracing::info!(
+            store = %url,
+            "sessions live in the signed cookie (signed with SECRET_KEY; valid for SESSION_COOKIE_AGE)"
+        );
+    }
     if !settings.cookie_secure {
         tracing::info!("SESSION_COOKIE_SECURE is off: turn it on in production (HTTPS)");
     }
