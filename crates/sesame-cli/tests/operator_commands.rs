@@ -624,3 +624,60 @@ async fn inspect_on_mariadb() {
     )
     .await;
 }
+
+/// `inspect --store signed-cookies: VALUE`: the cookie value is the session.
+mod inspect_signed_cookies {
+    use sesame::backends::{Record, SessionStore as _, SignedCookieStore};
+    use sesame::codec::SessionMap;
+    use time::{Duration as TimeDuration, OffsetDateTime};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn inspect_decodes_a_signed_cookie_and_honours_session_cookie_age() {
+        let mut data = SessionMap::new();
+        data.insert("counter".into(), 3.into());
+        // Signed with the vectors' first fallback, valid for two more hours.
+        let old = VECTORS["settings"]["SECRET_KEY_FALLBACKS"][0]
+            .as_str()
+            .unwrap();
+        let store = SignedCookieStore::new(Signer::new(old));
+        let expires = OffsetDateTime::now_utc() + TimeDuration::hours(2);
+        let cookie = store.create(&Record::new(data, expires)).await.unwrap().key;
+        let cookie = cookie.as_str();
+        let run = sesame(
+            &["inspect", "--store", "signed-cookies:", cookie],
+            &django_env(),
+            b"",
+        )
+        .await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        assert_eq!(run.json()["session"], json!({"counter": 3}));
+        assert!(!run.stdout.contains(cookie) && !run.stderr.contains(cookie));
+
+        // Signed two weeks minus two hours ago: too old for a one-day age.
+        let mut env = django_env();
+        env.push(("SESSION_COOKIE_AGE", "86400".to_owned()));
+        let run = sesame(
+            &["inspect", "--store", "signed-cookies:", cookie],
+            &env,
+            b"",
+        )
+        .await;
+        assert_eq!(run.code(), Some(1), "{run:?}");
+        assert!(run.stderr.contains("cannot be decoded"), "{run:?}");
+
+        // Tampered: a bad signature.
+        let tampered = format!(
+            "eyJjb3VudGVyIjo5fQ{}",
+            &cookie["eyJjb3VudGVyIjozfQ".len()..]
+        );
+        let run = sesame(
+            &["inspect", "--store", "signed-cookies:", &tampered],
+            &django_env(),
+            b"",
+        )
+        .await;
+        assert_eq!(run.code(), Some(1), "{run:?}");
+    }
+}
