@@ -8,7 +8,7 @@
 //! Django's rules. [`Settings`] holds every `SESSION_*` setting under
 //! Django's name, with Django's default. The [stores](backends) keep
 //! sessions in Django's own `django_session` table (SQLite, PostgreSQL,
-//! MySQL / MariaDB) or in memory.
+//! MySQL / MariaDB), in the signed cookie itself, or in memory.
 //!
 //! # Add sessions to an axum app
 //!
@@ -79,8 +79,8 @@
 //! | `mysql` | no | [`MySqlStore`], for MySQL and MariaDB, through sqlx |
 //! | `full` | no | all of the above (for CI and docs) |
 //!
-//! [`SessionManagerLayer`], [`Session`] and [`MemoryStore`](backends::MemoryStore)
-//! need no feature.
+//! [`SessionManagerLayer`], [`Session`], [`MemoryStore`](backends::MemoryStore)
+//! and [`SignedCookieStore`](backends::SignedCookieStore) need no feature.
 //!
 //! # Stores
 //!
@@ -90,10 +90,11 @@
 //! | [`SqliteStore`] | `django.contrib.sessions.backends.db` on SQLite | `sqlite` |
 //! | [`PostgresStore`] | `django.contrib.sessions.backends.db` on PostgreSQL | `postgres` |
 //! | [`MySqlStore`] | `django.contrib.sessions.backends.db` on MySQL / MariaDB | `mysql` |
+//! | [`SignedCookieStore`](backends::SignedCookieStore) | `django.contrib.sessions.backends.signed_cookies` | always |
 //!
-//! Django's `cache`, `cached_db`, `file` and `signed_cookies` engines have no
-//! store yet. Any type implementing [`SessionStore`](backends::SessionStore)
-//! is a store: see [the stores guide](docs::stores).
+//! Django's `cache`, `cached_db` and `file` engines have no store yet. Any
+//! type implementing [`SessionStore`](backends::SessionStore) is a store: see
+//! [the stores guide](docs::stores).
 //!
 //! # Guides
 //!
