@@ -396,6 +396,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn wrappers_forward_the_key_kind() {
+        let signed = sesame::backends::SignedCookieStore::new(sesame::Signer::new("k"));
+        assert_eq!(
+            CountingStore::new(signed.clone()).key_kind(),
+            KeyKind::Signed
+        );
+        assert_eq!(
+            SlowStore::new(signed, std::time::Duration::from_millis(1)).key_kind(),
+            KeyKind::Signed
+        );
+        assert_eq!(
+            CountingStore::new(MemoryStore::new()).key_kind(),
+            KeyKind::Random
+        );
+    }
+
     #[tokio::test]
     async fn counting_store_counts_each_method_once_and_clones_share_counts() {
         let store = CountingStore::new(MemoryStore::new());
