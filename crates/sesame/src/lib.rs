@@ -153,6 +153,27 @@ pub use sesame_codec::Signer;
 pub use session::{ConflictPolicy, Session};
 pub use settings::{SameSite, Settings, SettingsError};
 
+/// Entry points for the fuzz targets in the repository's `fuzz/` folder.
+///
+/// Not part of the API: hidden from the docs, outside semver, free to change
+/// in any release.
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::{KeyKind, SessionKey};
+
+    /// Runs the middleware's session-cookie parser over a request's headers:
+    /// whether a cookie named `name` was sent, and the well-formed keys kept.
+    #[must_use]
+    pub fn read_cookie(
+        headers: &http::HeaderMap,
+        name: &str,
+        kind: KeyKind,
+    ) -> (bool, Vec<SessionKey>) {
+        let incoming = crate::middleware::cookie::read(headers, name, kind);
+        (incoming.present, incoming.candidates.to_vec())
+    }
+}
+
 /// Guides beyond the API reference, one page each.
 ///
 /// Each page is a Markdown file in the crate's `docs/` folder, included here

@@ -1,6 +1,6 @@
 //! `SessionManagerLayer`: Django's `SessionMiddleware` as a tower layer.
 
-mod cookie;
+pub(crate) mod cookie;
 
 use std::fmt;
 use std::future::Future;
