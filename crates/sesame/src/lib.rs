@@ -131,6 +131,7 @@
 #![cfg_attr(not(feature = "mysql"), doc = "[`MySqlStore`]: backends")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod auth;
 pub mod backends;
 mod error;
 mod expiry;

@@ -227,7 +227,7 @@ impl Session {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn settings(&self) -> &Settings {
+    pub(crate) fn settings(&self) -> &Settings {
         &self.inner.shared.settings
     }
 
