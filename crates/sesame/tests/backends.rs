@@ -57,6 +57,36 @@ mod mysql {
     sesame_conformance::http_suite!(store(), sesame_conformance::Caps::default());
 }
 
+/// A fresh directory per case, under `<tmp>/sesame-tests-files/`.
+mod file {
+    use sesame::backends::FileStore;
+
+    use super::sql_support::{fresh_name, is_stale, signer};
+
+    async fn store() -> Option<FileStore> {
+        let root = std::env::temp_dir().join("sesame-tests-files");
+        std::fs::create_dir_all(&root).expect("create the test directory");
+        for entry in std::fs::read_dir(&root).expect("list the test directory") {
+            let path = entry.expect("a directory entry").path();
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_stale)
+            {
+                let _ = std::fs::remove_dir_all(path);
+            }
+        }
+        let store = FileStore::new(root.join(fresh_name()), signer());
+        store.migrate().await.expect("migrate");
+        Some(store)
+    }
+
+    // File timestamps here are nanoseconds (ext4, tmpfs, overlayfs), finer
+    // than the default microsecond resolution the cases allow.
+    sesame_conformance::store_suite!(store(), sesame_conformance::Caps::default());
+    sesame_conformance::http_suite!(store(), sesame_conformance::Caps::default());
+}
+
 /// Sessions in the signed cookie: nothing server-side to revoke, compare or
 /// touch, whole-second timestamps, and a browser's 4096-byte cookie limit.
 mod signed_cookies {

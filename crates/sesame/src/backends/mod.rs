@@ -6,11 +6,13 @@
 //! | `SqliteStore` | `db` on SQLite | `sqlite` (default) |
 //! | `PostgresStore` | `db` on PostgreSQL | `postgres` |
 //! | `MySqlStore` | `db` on MySQL / MariaDB | `mysql` |
+//! | [`FileStore`] | `file` | always |
 //! | [`SignedCookieStore`] | `signed_cookies` | always |
 
 mod base;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod db;
+mod file;
 mod memory;
 mod signed_cookies;
 
@@ -25,5 +27,6 @@ pub use db::PostgresStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use db::SqliteStore;
+pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use signed_cookies::{MAX_COOKIE_BYTES, SignedCookieStore};

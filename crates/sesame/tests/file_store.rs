@@ -1,0 +1,324 @@
+//! `FileStore` beyond the conformance suites: Django's files load, ours are
+//! Django's, disk errors surface, and `clear_expired` cleans up leftovers.
+
+mod sql_support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration as StdDuration, SystemTime};
+
+use serde_json::{Value, json};
+use sesame::backends::{FileStore, Record, SessionStore};
+use sesame::codec::{DB_SALT, SessionMap};
+use sesame::{Error, SessionKey};
+use time::{Duration, OffsetDateTime};
+
+use sql_support::{fresh_name, signer};
+
+const VECTORS: &str = include_str!("../../sesame-codec/testdata/django-5.2.19-vectors.json");
+
+/// A fresh, existing directory for one test.
+fn fresh_dir() -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("sesame-tests-files")
+        .join(fresh_name());
+    fs::create_dir_all(&dir).expect("create the test directory");
+    dir
+}
+
+fn map(value: Value) -> SessionMap {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// `value` with every number as an `f64`: the vectors' text (`1.5e-07`) and
+/// ours (`1.5e-7`) spell some floats differently.
+fn canonical(value: Value) -> Value {
+    match value {
+        Value::Number(n) => n.as_f64().map_or(Value::Number(n), |f| json!(f)),
+        Value::Array(items) => items.into_iter().map(canonical).collect(),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, canonical(v))).collect())
+        }
+        other => other,
+    }
+}
+
+fn set_mtime(path: &Path, at: SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open to set mtime")
+        .set_modified(at)
+        .expect("set mtime");
+}
+
+fn mtime(path: &Path) -> OffsetDateTime {
+    let meta = fs::metadata(path).expect("stat a session file");
+    OffsetDateTime::from(meta.modified().expect("file systems here keep mtimes"))
+}
+
+#[tokio::test]
+async fn files_django_wrote_load() {
+    let vectors: Value = serde_json::from_str(VECTORS).unwrap();
+    let secret = vectors["settings"]["SECRET_KEY"].as_str().unwrap();
+    let age = vectors["settings"]["SESSION_COOKIE_AGE"].as_i64().unwrap();
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, sesame::Signer::new(secret)).with_max_age(age);
+    let mut loaded = 0;
+    for case in vectors["encode_cases"].as_array().unwrap() {
+        let db = &case["db"];
+        let want = map(db["decoded"].clone());
+        // A dict JSON cannot show (NaN) is given as its Python repr.
+        if want.contains_key("_session_expiry") || want.contains_key("$python_repr") {
+            continue;
+        }
+        // Django's `save`: the signed `session_data`, as is, in `sessionid<key>`.
+        let key = SessionKey::generate();
+        let path = dir.join(format!("sessionid{}", key.as_str()));
+        fs::write(&path, db["session_data"].as_str().unwrap()).unwrap();
+        let record = store
+            .load(&key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{}: a fresh Django file did not load", case["name"]));
+        assert_eq!(
+            canonical(Value::Object(record.data)),
+            canonical(Value::Object(want)),
+            "{}",
+            case["name"]
+        );
+        assert_eq!(
+            record.expires_at,
+            mtime(&path) + Duration::seconds(age),
+            "{}: expiry is mtime + SESSION_COOKIE_AGE",
+            case["name"]
+        );
+        loaded += 1;
+    }
+    assert!(loaded > 10, "only {loaded} vectors were tried");
+
+    // Django's empty placeholder (a crash between `O_EXCL` and the rename)
+    // is an empty session, as Django reads it.
+    let key = SessionKey::generate();
+    fs::write(dir.join(format!("sessionid{}", key.as_str())), "").unwrap();
+    assert_eq!(store.load(&key).await.unwrap().unwrap().data.len(), 0);
+}
+
+#[tokio::test]
+async fn a_django_file_past_its_mtime_age_is_expired() {
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, signer()).with_max_age(60);
+    let created = store
+        .create(&Record::new(
+            map(json!({"n": 1})),
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    let path = store.path_of(&created.key).unwrap();
+    set_mtime(&path, SystemTime::now() - StdDuration::from_secs(61));
+    assert!(store.load(&created.key).await.unwrap().is_none());
+    // An idle-seconds expiry counts from the mtime too.
+    let idle = store
+        .create(&Record::new(
+            map(json!({"_session_expiry": 3600})),
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    let path = store.path_of(&idle.key).unwrap();
+    let written = mtime(&path);
+    assert!((written - OffsetDateTime::now_utc()).abs() < Duration::seconds(5));
+    set_mtime(&path, SystemTime::now() - StdDuration::from_secs(3601));
+    assert!(store.load(&idle.key).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn our_files_have_djangos_name_and_content() {
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, signer())
+        .with_cookie_name("sid")
+        .with_max_age(1000);
+    let expires_at = OffsetDateTime::now_utc() + Duration::seconds(1000);
+    let data = map(json!({"counter": 1, "user": "élève"}));
+    let saved = store
+        .create(&Record::new(data.clone(), expires_at))
+        .await
+        .unwrap();
+    let path = dir.join(format!("sid{}", saved.key.as_str()));
+    assert_eq!(store.path_of(&saved.key), Some(path.clone()));
+    let content = fs::read_to_string(&path).unwrap();
+    assert_eq!(content.split(':').count(), 3, "{content}");
+    assert_eq!(
+        signer()
+            .loads_session(&content, DB_SALT, None, OffsetDateTime::now_utc())
+            .unwrap(),
+        data
+    );
+    // Default expiry: the mtime is the write time, as Django's files, and
+    // Django's rule (mtime + SESSION_COOKIE_AGE) gives our expiry back.
+    assert_eq!(mtime(&path) + Duration::seconds(1000), expires_at);
+    assert_eq!(saved.version.as_bytes(), content.as_bytes());
+
+    // Only session files and nothing else remain: no temp or lock files.
+    let names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, [format!("sid{}", saved.key.as_str())]);
+    let record = store.load(&saved.key).await.unwrap().unwrap();
+    store.save(&saved.key, &record).await.unwrap();
+    store.delete(&saved.key).await.unwrap();
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn a_directory_that_is_a_file_gives_backend_errors() {
+    // A regular file where the directory should be fails even for root.
+    let dir = fresh_dir();
+    let not_a_dir = dir.join("file");
+    fs::write(&not_a_dir, "").unwrap();
+    let store = FileStore::new(&not_a_dir, signer());
+    let record = Record::new(
+        SessionMap::new(),
+        OffsetDateTime::now_utc() + Duration::hours(1),
+    );
+    let err = store.create(&record).await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    assert!(matches!(store.migrate().await, Err(Error::Backend(_))));
+    assert!(matches!(
+        store.load(&SessionKey::generate()).await,
+        Err(Error::Backend(_))
+    ));
+    assert!(matches!(
+        store.clear_expired().await,
+        Err(Error::Backend(_))
+    ));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_read_only_directory_gives_backend_errors() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, signer());
+    let record = Record::new(
+        map(json!({"n": 1})),
+        OffsetDateTime::now_utc() + Duration::hours(1),
+    );
+    let saved = store.create(&record).await.unwrap();
+    let loaded = store.load(&saved.key).await.unwrap().unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+    if fs::write(dir.join("probe"), "").is_ok() {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        eprintln!(
+            "SKIP a_read_only_directory_gives_backend_errors: running as root, mode bits are ignored"
+        );
+        return;
+    }
+    let create = store.create(&record).await;
+    let save = store.save(&saved.key, &loaded).await;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(matches!(create, Err(Error::Backend(_))), "{create:?}");
+    assert!(matches!(save, Err(Error::Backend(_))), "{save:?}");
+    // Nothing was lost or half-written.
+    assert_eq!(
+        store.load(&saved.key).await.unwrap().unwrap().data,
+        loaded.data
+    );
+}
+
+#[tokio::test]
+async fn clear_expired_removes_expired_files_and_stale_leftovers_only() {
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, signer());
+    let live = store
+        .create(&Record::new(
+            map(json!({"n": 1})),
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    let expired = store
+        .create(&Record::new(
+            map(json!({"n": 2})),
+            OffsetDateTime::now_utc() - Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    let two_hours_ago = SystemTime::now() - StdDuration::from_secs(2 * 3600);
+    let now_secs = OffsetDateTime::now_utc().unix_timestamp();
+    let k = SessionKey::generate();
+    let k = k.as_str();
+    let leftover = |name: String, at: SystemTime| {
+        let path = dir.join(name);
+        fs::write(&path, "x").unwrap();
+        set_mtime(&path, at);
+        path
+    };
+    // Stale: our temp file named an hour+ ago (whatever its mtime), a lock
+    // file and a Django temp file last written two hours ago.
+    let stale = [
+        leftover(
+            format!(".sessionid{k}.{}.abc.tmp", now_secs - 7200),
+            SystemTime::now(),
+        ),
+        leftover(format!(".sessionid{k}.lock"), two_hours_ago),
+        leftover(format!("sessionid{k}_out_a1b2c3d4"), two_hours_ago),
+    ];
+    // Kept: a fresh temp file (whose mtime is the session's, in the past),
+    // a fresh Django temp file, and files that are not the store's.
+    let kept = [
+        leftover(format!(".sessionid{k}.{now_secs}.abc.tmp"), two_hours_ago),
+        leftover(format!("sessionid{k}_out_e5f6g7h8"), SystemTime::now()),
+        leftover("notes.txt".to_owned(), two_hours_ago),
+        leftover(".sessionid.lock".to_owned(), two_hours_ago),
+    ];
+
+    assert_eq!(store.clear_expired().await.unwrap(), 1);
+    assert!(store.load(&live.key).await.unwrap().is_some());
+    assert!(!store.path_of(&expired.key).unwrap().exists());
+    assert!(store.path_of(&live.key).unwrap().exists());
+    for path in &stale {
+        assert!(!path.exists(), "{} was kept", path.display());
+    }
+    for path in &kept {
+        assert!(path.exists(), "{} was removed", path.display());
+    }
+    assert_eq!(store.clear_expired().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_lock_file_left_by_a_crash_is_broken() {
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, signer());
+    let saved = store
+        .create(&Record::new(
+            map(json!({"n": 1})),
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    let lock = dir.join(format!(".sessionid{}.lock", saved.key.as_str()));
+    fs::write(&lock, "").unwrap();
+    set_mtime(&lock, SystemTime::now() - StdDuration::from_secs(60));
+    let mut record = store.load(&saved.key).await.unwrap().unwrap();
+    record.data.insert("n".into(), json!(2));
+    store.save(&saved.key, &record).await.unwrap();
+    assert!(!lock.exists());
+    assert_eq!(store.load(&saved.key).await.unwrap().unwrap().data["n"], 2);
+}
+
+#[test]
+fn file_store_is_send_sync_clone_debug_without_secrets() {
+    fn check<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
+    check::<FileStore>();
+    let store = FileStore::new("/srv/sessions", sesame::Signer::new("hunter2-secret"));
+    let debug = format!("{store:?}");
+    assert!(debug.contains("/srv/sessions"), "{debug}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+}
