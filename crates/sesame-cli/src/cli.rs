@@ -100,8 +100,8 @@ pub struct StoreArgs {
         env = "SESAME_STORE",
         default_value = DEFAULT_STORE,
         help = "Where sessions are kept: sqlite://PATH (or sqlite:PATH), postgres://…, \
-                postgresql://…, mysql://…, mariadb://…, memory:, or signed-cookies: (the \
-                session in the signed cookie)"
+                postgresql://…, mysql://…, mariadb://…, file:///DIR (one file per session), \
+                memory:, or signed-cookies: (the session in the signed cookie)"
     )]
     pub store: StoreUrl,
 }

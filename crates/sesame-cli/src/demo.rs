@@ -51,6 +51,8 @@ pub mod engine {
     pub const MYSQL: &str = "sesame.backends.MySqlStore";
     /// `signed-cookies:`.
     pub const SIGNED_COOKIES: &str = "sesame.backends.SignedCookieStore";
+    /// `file:///…`.
+    pub const FILE: &str = "sesame.backends.FileStore";
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,6 @@ use std::str::FromStr;
 
 use anyhow::Context as _;
 use axum::Router;
-use sesame::backends::MemoryStore;
 #[cfg(feature = "mysql")]
 use sesame::backends::MySqlStore;
 #[cfg(feature = "postgres")]
@@ -15,6 +14,7 @@ use sesame::backends::SessionStore as _;
 use sesame::backends::SignedCookieStore;
 #[cfg(feature = "sqlite")]
 use sesame::backends::SqliteStore;
+use sesame::backends::{FileStore, MemoryStore};
 use sesame::{Settings, SettingsError, Signer};
 
 use crate::demo;
@@ -26,6 +26,7 @@ use crate::demo;
 /// | `sqlite://PATH`, `sqlite:PATH` (`sqlite::memory:` for a private in-memory database) | `SqliteStore` | `sqlite` (default) |
 /// | `postgres://…`, `postgresql://…` | `PostgresStore` | `postgres` |
 /// | `mysql://…`, `mariadb://…` | `MySqlStore` | `mysql` |
+/// | `file:///DIR`, `file:DIR` | `FileStore`: one file per session in `DIR` (Django's `file` engine) | always |
 /// | `memory:` | `MemoryStore` | always |
 /// | `signed-cookies:` (or `signed_cookies:`) | `SignedCookieStore`: the session in the signed cookie | always |
 ///
@@ -57,6 +58,9 @@ pub enum StoreUrl {
     /// `signed-cookies:`: sessions in the signed cookie (Django's
     /// `signed_cookies` engine); nothing is stored server-side.
     SignedCookies,
+    /// `file:///DIR`: one file per session in a directory (Django's `file`
+    /// engine with `SESSION_FILE_PATH`).
+    File(PathBuf),
 }
 
 /// Why a `--store` URL was rejected.
@@ -80,7 +84,7 @@ impl FromStr for StoreUrl {
     fn from_str(url: &str) -> Result<Self, Self::Err> {
         let url = url.trim();
         let (scheme, rest) = url.split_once(':').ok_or(InvalidStoreUrl(
-            "expected a URL such as sqlite://sesame.sqlite3, postgres://…, mysql://…, memory: or signed-cookies:",
+            "expected a URL such as sqlite://sesame.sqlite3, postgres://…, mysql://…, file:///DIR, memory: or signed-cookies:",
         ))?;
         match scheme.to_ascii_lowercase().as_str() {
             "memory" if rest.is_empty() || rest == "//" => Ok(Self::Memory),
@@ -105,6 +109,17 @@ impl FromStr for StoreUrl {
                     Ok(Self::Sqlite(PathBuf::from(path)))
                 }
             }
+            "file" => {
+                // `file:///srv/sessions` (an absolute path) or `file:sessions`.
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.is_empty() {
+                    Err(InvalidStoreUrl(
+                        "a file URL names a directory: file:///PATH (e.g. file:///var/lib/sesame/sessions)",
+                    ))
+                } else {
+                    Ok(Self::File(PathBuf::from(path)))
+                }
+            }
             "postgres" | "postgresql" if rest.starts_with("//") => Ok(Self::Postgres(url.into())),
             "mysql" | "mariadb" if rest.starts_with("//") => {
                 Ok(Self::MySql(format!("mysql:{rest}")))
@@ -113,7 +128,7 @@ impl FromStr for StoreUrl {
                 "a server URL starts with scheme:// (e.g. postgres://user@host/db)",
             )),
             _ => Err(InvalidStoreUrl(
-                "unknown store: expected sqlite://PATH, postgres://…, postgresql://…, mysql://…, mariadb://…, memory: or signed-cookies:",
+                "unknown store: expected sqlite://PATH, postgres://…, postgresql://…, mysql://…, mariadb://…, file:///DIR, memory: or signed-cookies:",
             )),
         }
     }
@@ -125,6 +140,7 @@ impl fmt::Display for StoreUrl {
             Self::Memory => f.write_str("memory:"),
             Self::SignedCookies => f.write_str("signed-cookies:"),
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::File(path) => write!(f, "file://{}", path.display()),
             Self::Postgres(url) | Self::MySql(url) => f.write_str(&hide_password(url)),
         }
     }
@@ -185,6 +201,8 @@ pub enum Store {
     MySql(MySqlStore),
     /// `signed-cookies:`.
     SignedCookies(SignedCookieStore),
+    /// `file:///DIR`.
+    File(FileStore),
 }
 
 impl Store {
@@ -202,6 +220,7 @@ impl Store {
             StoreUrl::Postgres(raw) => open_postgres(raw, signer).await,
             StoreUrl::MySql(raw) => open_mysql(raw, signer).await,
             StoreUrl::SignedCookies => Ok(Self::SignedCookies(SignedCookieStore::new(signer))),
+            StoreUrl::File(dir) => Ok(Self::File(file_store(dir, signer))),
         }
         .with_context(|| format!("cannot open the session store {url}"))
     }
@@ -218,6 +237,7 @@ impl Store {
             #[cfg(feature = "mysql")]
             Self::MySql(_) => demo::engine::MYSQL,
             Self::SignedCookies(_) => demo::engine::SIGNED_COOKIES,
+            Self::File(_) => demo::engine::FILE,
         }
     }
 
@@ -229,8 +249,8 @@ impl Store {
         !matches!(self, Self::SignedCookies(_))
     }
 
-    /// Creates the session table and index if missing (a no-op for memory
-    /// and signed cookies).
+    /// Creates the session table and index if missing, or the directory of
+    /// a file store (a no-op for memory and signed cookies).
     ///
     /// # Errors
     ///
@@ -245,6 +265,7 @@ impl Store {
             #[cfg(feature = "mysql")]
             Self::MySql(s) => s.migrate().await,
             Self::SignedCookies(_) => Ok(()),
+            Self::File(s) => s.migrate().await,
         }
     }
 
@@ -264,6 +285,7 @@ impl Store {
             #[cfg(feature = "mysql")]
             Self::MySql(s) => s.clear_expired().await,
             Self::SignedCookies(s) => s.clear_expired().await,
+            Self::File(s) => s.clear_expired().await,
         }
     }
 
@@ -293,6 +315,15 @@ impl Store {
                     .with_cookie_name(&settings.cookie_name);
                 demo::app(store, engine, settings)
             }
+            Self::File(s) => {
+                let mut store = s.clone().with_max_age(settings.cookie_age);
+                // A name that cannot prefix a file (`.sid`) keeps the default
+                // prefix: the files are then not Django's, but nothing breaks.
+                if is_file_prefix(&settings.cookie_name) {
+                    store = store.with_cookie_name(&settings.cookie_name);
+                }
+                demo::app(store, engine, settings)
+            }
         }
     }
 }
@@ -306,6 +337,24 @@ pub fn signer_for_maintenance() -> Signer {
         .ok()
         .and_then(|s| s.signer().ok())
         .unwrap_or_else(|| Signer::new("sesame: maintenance commands never sign session data"))
+}
+
+/// A file store on `dir`, with the environment's `SESSION_COOKIE_NAME` (the
+/// file prefix) and `SESSION_COOKIE_AGE` when they are set, so `migrate` and
+/// `clearsessions` see the files `serve` writes.
+fn file_store(dir: &Path, signer: Signer) -> FileStore {
+    let store = FileStore::new(dir, signer);
+    match Settings::from_env() {
+        Ok(settings) if is_file_prefix(&settings.cookie_name) => store
+            .with_max_age(settings.cookie_age)
+            .with_cookie_name(&settings.cookie_name),
+        _ => store,
+    }
+}
+
+/// Whether `name` can prefix session file names (see `FileStore::with_cookie_name`).
+fn is_file_prefix(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0'])
 }
 
 #[cfg(feature = "sqlite")]
@@ -436,6 +485,38 @@ mod tests {
             .await
             .unwrap();
         assert!(memory.is_server_side());
+    }
+
+    #[test]
+    fn file_urls_name_a_directory() {
+        assert_eq!(
+            parse("file:///var/lib/sesame"),
+            Ok(StoreUrl::File("/var/lib/sesame".into()))
+        );
+        assert_eq!(
+            parse("file:sessions"),
+            Ok(StoreUrl::File("sessions".into()))
+        );
+        assert_eq!(parse("file:///srv/s").unwrap().to_string(), "file:///srv/s");
+        assert!(parse("file://").is_err());
+        assert!(parse("file:").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_file_store_migrates_its_directory_and_clears_sessions() {
+        let dir = std::env::temp_dir().join(format!(
+            "sesame-cli-file-{}-{}",
+            std::process::id(),
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+        ));
+        let url = parse(&format!("file://{}", dir.display())).unwrap();
+        let store = Store::open(&url, Signer::new("test")).await.unwrap();
+        assert_eq!(store.engine(), "sesame.backends.FileStore");
+        assert!(store.is_server_side());
+        store.migrate().await.unwrap();
+        assert!(dir.is_dir());
+        assert_eq!(store.clear_expired().await.unwrap(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -98,5 +98,6 @@ async fn load(store: &Store, key: &SessionKey) -> sesame::Result<Option<Record>>
         #[cfg(feature = "mysql")]
         Store::MySql(s) => s.load(key).await,
         Store::SignedCookies(s) => s.load(key).await,
+        Store::File(s) => s.load(key).await,
     }
 }
