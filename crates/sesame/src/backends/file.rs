@@ -395,6 +395,14 @@ impl Inner {
                 .is_some_and(|key| SessionKey::from_bytes(key.as_bytes()).is_ok());
             if is_session {
                 let path = entry.path();
+                // Most files are live: only an expired one is worth the lock,
+                // under which it is read again (a save may have just revived it).
+                let expired = read(&path)
+                    .map_err(Error::backend)?
+                    .is_some_and(|stored| !self.is_live(&stored, now));
+                if !expired {
+                    continue;
+                }
                 let gone = self.locked(&name, || match read(&path).map_err(Error::backend)? {
                     Some(stored) if !self.is_live(&stored, now) => {
                         remove_if_present(&path).map_err(Error::backend)
