@@ -322,3 +322,50 @@ fn file_store_is_send_sync_clone_debug_without_secrets() {
     assert!(debug.contains("/srv/sessions"), "{debug}");
     assert!(!debug.contains("hunter2"), "{debug}");
 }
+
+/// Two stores whose paths differ (`d` and `d/../d`) share no in-process
+/// lock stripe, so they exclude each other through the lock files alone, as
+/// two processes would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_excluded_only_by_lock_files_lose_nothing() {
+    const WRITERS: usize = 24;
+    let dir = fresh_dir();
+    let stores = [
+        FileStore::new(&dir, signer()),
+        FileStore::new(dir.join("..").join(dir.file_name().unwrap()), signer()),
+    ];
+    let created = stores[0]
+        .create(&Record::new(
+            map(json!({"seed": true})),
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let store = stores[i % 2].clone();
+            let key = created.key.clone();
+            tokio::spawn(async move {
+                for _ in 0..WRITERS * 10 {
+                    let mut record = store.load(&key).await.unwrap().unwrap();
+                    record.data.insert(format!("writer-{i}"), json!(i));
+                    match store.save(&key, &record).await {
+                        Ok(_) => return,
+                        Err(Error::Conflict) => {}
+                        Err(e) => panic!("writer {i}: {e:?}"),
+                    }
+                }
+                panic!("writer {i}: still conflicting");
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let record = stores[1].load(&created.key).await.unwrap().unwrap();
+    for i in 0..WRITERS {
+        assert_eq!(record.data.get(&format!("writer-{i}")), Some(&json!(i)));
+    }
+    // Every lock was released.
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+}
