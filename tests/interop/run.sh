@@ -12,7 +12,7 @@
 #   INTEROP_BACKENDS=sqlite tests/interop/run.sh          # one backend
 #
 # Environment (all optional):
-#   INTEROP_BACKENDS     backends to check (default: sqlite postgres signed_cookies)
+#   INTEROP_BACKENDS     backends to check (default: sqlite postgres signed_cookies; also file)
 #   INTEROP_VENV         the Django venv, kept between runs (default: target/interop-venv)
 #   DJAPP                the Django peer (default: ../shared/django-compat/djapp)
 #   SESAME_BIN           use this `sesame` binary instead of building one
@@ -44,8 +44,8 @@ CHECK_TIMEOUT=300  # seconds for one check.py phase
 started=$SECONDS
 for b in "${BACKENDS[@]}"; do
     case $b in
-    sqlite | postgres | signed_cookies) ;;
-    *) echo "error: unknown backend '$b' in INTEROP_BACKENDS (sqlite, postgres, signed_cookies)" >&2; exit 2 ;;
+    sqlite | postgres | signed_cookies | file) ;;
+    *) echo "error: unknown backend '$b' in INTEROP_BACKENDS (sqlite, postgres, signed_cookies, file)" >&2; exit 2 ;;
     esac
 done
 
@@ -224,7 +224,7 @@ sys.exit(urllib.request.urlopen(sys.argv[1], timeout=2).read() != b"ok")' \
 start_django() {
     setsid env -i PATH="$PATH" HOME="$WORK" LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 \
         PYTHON="$PY" PORT="$1" WORKERS=1 SECRET_KEY="$2" SECRET_KEY_FALLBACKS="$3" \
-        DATABASE="$DJ_DATABASE" SESSION_ENGINE="$DJ_ENGINE" \
+        DATABASE="$DJ_DATABASE" SESSION_ENGINE="$DJ_ENGINE" ${DJ_TMPDIR:+TMPDIR=$DJ_TMPDIR} \
         bash "$DJAPP/serve.sh" </dev/null >"$4" 2>&1 &
 }
 
@@ -274,7 +274,7 @@ run_checks() {
 }
 
 for BACKEND in "${BACKENDS[@]}"; do
-    SETUP_ERROR=""
+    SETUP_ERROR="" DJ_TMPDIR=""
     case $BACKEND in
     sqlite)
         DJ_ENGINE=db
@@ -298,6 +298,15 @@ for BACKEND in "${BACKENDS[@]}"; do
         DJ_ENGINE=signed_cookies
         DJ_DATABASE=$WORK/signed-cookies-users.sqlite3 # Django's users only
         SE_STORE=signed-cookies:
+        ;;
+    file)
+        # Django's `file` engine without SESSION_FILE_PATH uses the temporary
+        # directory: TMPDIR points it at the directory sesame uses.
+        DJ_ENGINE=file
+        DJ_DATABASE=$WORK/file-users.sqlite3 # Django's users only
+        DJ_TMPDIR=$WORK/file-sessions
+        mkdir -p "$DJ_TMPDIR"
+        SE_STORE=file://$DJ_TMPDIR
         ;;
     esac
 
