@@ -8,7 +8,8 @@ use crate::store_url::Store;
 /// Opens the store and creates Django's `django_session` table and its
 /// index if missing; safe to run again, and on a table Django created.
 ///
-/// On `signed-cookies:` there is no table: it says so and succeeds.
+/// On `file:///DIR` it creates the directory. On `signed-cookies:` there is
+/// no table: it says so and succeeds.
 ///
 /// # Errors
 ///
@@ -26,6 +27,11 @@ pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
         .migrate()
         .await
         .with_context(|| format!("cannot create the session table in {}", args.store))?;
-    println!("{}: the session table is ready", args.store);
+    let what = if matches!(store, Store::File(_)) {
+        "directory"
+    } else {
+        "table"
+    };
+    println!("{}: the session {what} is ready", args.store);
     Ok(())
 }
