@@ -49,6 +49,14 @@ pub enum Error {
     /// The data is valid JSON but not an object.
     #[error("session data is not a JSON object")]
     NotAnObject,
+    /// A pickle (Django's cache engines) holds an opcode that imports or
+    /// calls something; it names the opcode. Nothing was run.
+    #[error("pickled session data would run code ({0}); refused")]
+    UnsafePickle(&'static str),
+    /// A pickle is malformed, truncated, too large once decoded, or holds
+    /// data outside the plain subset Sesame reads (bytes, sets, …).
+    #[error("pickled session data is not plain data: {0}")]
+    Pickle(&'static str),
     /// A date or time value is not in a form Django writes.
     #[error("invalid datetime value")]
     Datetime,

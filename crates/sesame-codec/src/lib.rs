@@ -3,9 +3,10 @@
 //! This crate alone knows how Django lays session data out on the wire and at
 //! rest: the names it uses (cookie, table, reserved keys, salts), signed
 //! values (`django.core.signing`: salted HMAC-SHA256, base62 timestamps,
-//! URL-safe base64, zlib), Django's JSON, the `_auth_user_hash`, cache keys,
-//! and the forms `_session_expiry` takes. It does no I/O and never reads the
-//! clock: time is always an argument.
+//! URL-safe base64, zlib), Django's JSON, the pickles its Redis cache stores
+//! (read with a plain-data-only reader, written byte for byte as CPython
+//! does), the `_auth_user_hash`, cache keys, and the forms `_session_expiry`
+//! takes. It does no I/O and never reads the clock: time is always an argument.
 //!
 //! ```
 //! use sesame_codec::{DB_SALT, SessionMap, Signer};
@@ -33,6 +34,7 @@ mod error;
 mod expiry;
 mod json;
 mod names;
+mod pickle;
 mod session_data;
 mod signer;
 mod signing;
@@ -46,6 +48,10 @@ pub use error::Error;
 pub use expiry::{ExpiryValue, format_isoformat, parse_isoformat};
 pub use json::{json_dumps, json_loads};
 pub use names::*;
+pub use pickle::{
+    MAX_PICKLE_DEPTH, MAX_PICKLE_ITEMS, MAX_PICKLE_LEN, MAX_PICKLE_STRING_BYTES, pickle_dumps,
+    pickle_loads, pickle_loads_session,
+};
 pub use session_data::{MAX_SESSION_DATA_LEN, decode_session_data, encode_session_data};
 pub use signer::{KeyMatch, Signer};
 pub use signing::{dumps, loads, salted_hmac, salted_hmac_key};

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 /// exponent is in `-4..16` and as `d.ddde±XX` otherwise; positional output
 /// always has a `.` (`1.0`). Rust's `{:e}` gives the same shortest digits,
 /// so only the layout is done here.
-pub(super) fn write_python_float(value: f64, out: &mut String) {
+pub(crate) fn write_python_float(value: f64, out: &mut String) {
     if value.is_nan() {
         out.push_str("NaN");
         return;

@@ -14,6 +14,9 @@ mod write;
 
 use serde_json::Value;
 
+pub(crate) use float::write_python_float;
+pub(crate) use read::float_number;
+
 use crate::{Error, SessionMap};
 
 /// Serialises a value exactly as Django's `JSONSerializer` does.

@@ -302,7 +302,7 @@ impl Reader<'_> {
 /// and `from_string_unchecked` (hidden, but public) stores that text as is.
 /// The writer turns it back into Python's `NaN`/`Infinity`; `serde_json`'s own
 /// `as_f64` returns `None` for it.
-pub(super) fn float_number(value: f64) -> Number {
+pub(crate) fn float_number(value: f64) -> Number {
     Number::from_f64(value).unwrap_or_else(|| {
         let text = if value.is_nan() {
             "NaN"
