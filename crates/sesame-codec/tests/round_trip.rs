@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::{Number, Value};
 use sesame_codec::{
     DB_SALT, SIGNED_COOKIES_SALT, SessionMap, Signer, b62_decode, b62_encode, b64_decode,
-    b64_encode, json_dumps, json_loads,
+    b64_encode, json_dumps, json_loads, pickle_dumps, pickle_loads, pickle_loads_session,
 };
 use time::OffsetDateTime;
 
@@ -141,6 +141,30 @@ proptest! {
         let now = at(1_700_000_000);
         let signed = forge(&payload, "key", DB_SALT, now);
         let _ = signer.loads_session(&signed, DB_SALT, None, now);
+    }
+
+    #[test]
+    fn pickles_round_trip(session in any_session()) {
+        let bytes = pickle_dumps(&session);
+        prop_assert_eq!(pickle_loads_session(&bytes), Ok(session.clone()));
+        prop_assert_eq!(pickle_loads(&bytes).unwrap(), Value::Object(session));
+    }
+
+    #[test]
+    fn pickle_reader_never_panics(
+        session in any_session(),
+        bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        index in any::<proptest::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let _ = pickle_loads(&bytes);
+        let _ = pickle_loads_session(&bytes);
+        // One byte of a valid pickle changed: an error or some value, never a panic.
+        let mut pickled = pickle_dumps(&session);
+        let i = index.index(pickled.len());
+        pickled[i] = byte;
+        let _ = pickle_loads(&pickled);
+        let _ = pickle_loads(&pickled[..i]);
     }
 
     #[test]
