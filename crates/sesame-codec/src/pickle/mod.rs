@@ -42,6 +42,9 @@ pub const MAX_PICKLE_DEPTH: usize = 512;
 /// How many values (and dict keys) the decoded result may hold, each copy of
 /// a shared (memoized) value counted again, so a pickle that references one
 /// list from many places cannot expand to an unbounded result.
+///
+/// Also checked while reading: objects created, memo entries and stack
+/// entries are each held to it, so memory stays bounded before `STOP`.
 pub const MAX_PICKLE_ITEMS: usize = 1_000_000;
 
 /// How many bytes of strings the decoded result may hold in total, copies of
@@ -453,6 +456,24 @@ mod tests {
             input.push(b'a');
         }
         input.push(b'.');
+        assert_eq!(pickle_loads(&input), Err(Error::Pickle("too many items")));
+    }
+
+    #[test]
+    fn item_limits_apply_while_reading() {
+        // A mark, then more `None`s than the result may hold.
+        let mut input = b"\x80\x05(".to_vec();
+        input.extend(std::iter::repeat_n(b'N', MAX_PICKLE_ITEMS + 1));
+        assert_eq!(pickle_loads(&input), Err(Error::Pickle("too many items")));
+        // One item memoized more often than a pickler would.
+        let mut input = b"\x80\x05N".to_vec();
+        input.extend(std::iter::repeat_n(0x94, MAX_PICKLE_ITEMS + 1));
+        assert_eq!(pickle_loads(&input), Err(Error::Pickle("too many items")));
+        // Reread: one list referenced more times than the result may hold.
+        let mut input = b"\x80\x05]\x94(".to_vec();
+        for _ in 0..=MAX_PICKLE_ITEMS {
+            input.extend(b"h\x00");
+        }
         assert_eq!(pickle_loads(&input), Err(Error::Pickle("too many items")));
     }
 

@@ -87,13 +87,20 @@ impl Reader<'_> {
         usize::try_from(n).map_err(|_| bad("truncated"))
     }
 
-    fn push(&mut self, node: Node) {
+    /// Adds a node. Every node of a pickle that reaches `STOP` is part of
+    /// the result, so more than [`MAX_PICKLE_ITEMS`] can be refused now,
+    /// before a long run of one-byte opcodes has filled memory.
+    fn push(&mut self, node: Node) -> Result<(), Error> {
+        if self.nodes.len() >= MAX_PICKLE_ITEMS {
+            return Err(bad("too many items"));
+        }
         self.stack.push(self.nodes.len());
         self.nodes.push(node);
+        Ok(())
     }
 
-    fn scalar(&mut self, value: Value) {
-        self.push(Node::Scalar(value));
+    fn scalar(&mut self, value: Value) -> Result<(), Error> {
+        self.push(Node::Scalar(value))
     }
 
     /// The index below which the stack belongs to an enclosing `MARK`.
@@ -122,12 +129,21 @@ impl Reader<'_> {
 
     fn memo_put(&mut self, index: u32) -> Result<(), Error> {
         let top = self.stack.last().copied().ok_or(bad("stack underflow"))?;
+        // Python memoizes each object once, so a memo larger than the item
+        // limit is not from a pickler; refusing it bounds the table.
+        if self.memo.len() >= MAX_PICKLE_ITEMS && !self.memo.contains_key(&index) {
+            return Err(bad("too many items"));
+        }
         self.memo.insert(index, top);
         Ok(())
     }
 
     fn memo_get(&mut self, index: u32) -> Result<(), Error> {
         let id = *self.memo.get(&index).ok_or(bad("memo entry not found"))?;
+        // Each reference is at least one more item of the result.
+        if self.stack.len() >= MAX_PICKLE_ITEMS {
+            return Err(bad("too many items"));
+        }
         self.stack.push(id);
         Ok(())
     }
@@ -136,8 +152,7 @@ impl Reader<'_> {
         let n = self.length(size)?;
         let text = std::str::from_utf8(self.take(n)?).map_err(|_| bad("str is not UTF-8"))?;
         let value = Value::String(text.to_owned());
-        self.scalar(value);
-        Ok(())
+        self.scalar(value)
     }
 
     fn long(&mut self, n: usize) -> Result<(), Error> {
@@ -149,12 +164,11 @@ impl Reader<'_> {
             return Err(bad("int too long"));
         }
         let number: Number = text.parse().map_err(|_| bad("int too long"))?;
-        self.scalar(Value::Number(number));
-        Ok(())
+        self.scalar(Value::Number(number))
     }
 
-    fn int(&mut self, value: i64) {
-        self.scalar(Value::Number(value.into()));
+    fn int(&mut self, value: i64) -> Result<(), Error> {
+        self.scalar(Value::Number(value.into()))
     }
 
     fn list_target(&mut self) -> Result<&mut Vec<usize>, Error> {
@@ -198,20 +212,20 @@ impl Reader<'_> {
                     };
                 }
                 b'(' => self.marks.push(self.stack.len()),
-                b'N' => self.scalar(Value::Null),
-                0x88 => self.scalar(Value::Bool(true)),
-                0x89 => self.scalar(Value::Bool(false)),
+                b'N' => self.scalar(Value::Null)?,
+                0x88 => self.scalar(Value::Bool(true))?,
+                0x89 => self.scalar(Value::Bool(false))?,
                 b'K' => {
                     let v = self.byte()?;
-                    self.int(v.into());
+                    self.int(v.into())?;
                 }
                 b'M' => {
                     let v = u16::from_le_bytes(self.array()?);
-                    self.int(v.into());
+                    self.int(v.into())?;
                 }
                 b'J' => {
                     let v = i32::from_le_bytes(self.array()?);
-                    self.int(v.into());
+                    self.int(v.into())?;
                 }
                 0x8a => {
                     let n = self.length(1)?;
@@ -224,14 +238,14 @@ impl Reader<'_> {
                 }
                 b'G' => {
                     let v = f64::from_be_bytes(self.array()?);
-                    self.scalar(Value::Number(float_number(v)));
+                    self.scalar(Value::Number(float_number(v)))?;
                 }
                 0x8c => self.string(1)?,
                 b'X' => self.string(4)?,
                 0x8d => self.string(8)?,
-                b'}' => self.push(Node::Dict(Vec::new())),
-                b']' => self.push(Node::List(Vec::new())),
-                b')' => self.push(Node::Tuple(Vec::new())),
+                b'}' => self.push(Node::Dict(Vec::new()))?,
+                b']' => self.push(Node::List(Vec::new()))?,
+                b')' => self.push(Node::Tuple(Vec::new()))?,
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
                     let mut items = Vec::with_capacity(n);
@@ -239,20 +253,20 @@ impl Reader<'_> {
                         items.push(self.pop()?);
                     }
                     items.reverse();
-                    self.push(Node::Tuple(items));
+                    self.push(Node::Tuple(items))?;
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Node::Tuple(items));
+                    self.push(Node::Tuple(items))?;
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.push(Node::List(items));
+                    self.push(Node::List(items))?;
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
                     let pairs = pairs(&items)?;
-                    self.push(Node::Dict(pairs));
+                    self.push(Node::Dict(pairs))?;
                 }
                 b'a' => {
                     let item = self.pop()?;
