@@ -831,7 +831,7 @@ impl Session {
             let state = self.state();
             match &state.key {
                 Some(key) if !state.modified && touchable => {
-                    Some((key.clone(), self.record_of(&state).expires_at))
+                    Some((key.clone(), self.expiry_of(&state)))
                 }
                 _ => None,
             }
@@ -887,17 +887,20 @@ impl Session {
 
     /// The record to write now: the data and its expiry computed at this instant.
     fn record_of(&self, state: &State) -> Record {
-        let settings = self.settings();
-        let expires_at = crate::expiry_date(
-            state.data.get(SESSION_EXPIRY_KEY),
-            OffsetDateTime::now_utc(),
-            settings.cookie_age,
-        );
         Record {
             data: state.data.clone(),
-            expires_at,
+            expires_at: self.expiry_of(state),
             version: state.version.clone(),
         }
+    }
+
+    /// When the session expires if saved at this instant.
+    fn expiry_of(&self, state: &State) -> OffsetDateTime {
+        crate::expiry_date(
+            state.data.get(SESSION_EXPIRY_KEY),
+            OffsetDateTime::now_utc(),
+            self.settings().cookie_age,
+        )
     }
 
     // ----- for the middleware ----------------------------------------------
