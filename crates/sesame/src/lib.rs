@@ -91,8 +91,9 @@
 //! | [`PostgresStore`] | `django.contrib.sessions.backends.db` on PostgreSQL | `postgres` |
 //! | [`MySqlStore`] | `django.contrib.sessions.backends.db` on MySQL / MariaDB | `mysql` |
 //! | [`SignedCookieStore`](backends::SignedCookieStore) | `django.contrib.sessions.backends.signed_cookies` | always |
+//! | [`FileStore`](backends::FileStore) | `django.contrib.sessions.backends.file` | always |
 //!
-//! Django's `cache`, `cached_db` and `file` engines have no store yet. Any
+//! Django's `cache` and `cached_db` engines have no store yet. Any
 //! type implementing [`SessionStore`](backends::SessionStore) is a store: see
 //! [the stores guide](docs::stores).
 //!
