@@ -10,6 +10,7 @@
 //! | [`SignedCookieStore`] | `signed_cookies` | always |
 
 mod base;
+mod cache;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod db;
 mod file;
@@ -18,6 +19,7 @@ mod signed_cookies;
 
 pub(crate) use base::DynStore;
 pub use base::{CREATE_ATTEMPTS, Record, Saved, SessionStore, Version, create_unique};
+pub use cache::CacheKeys;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use db::MySqlStore;

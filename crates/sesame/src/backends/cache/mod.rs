@@ -1,0 +1,188 @@
+//! What every cache store shares: Django's cache keys and the pickled value.
+//!
+//! Django's `cache` engine (and the cache half of `cached_db`) stores the
+//! session dict itself, pickled by the cache backend, under
+//! `KEY_PREFIX:VERSION:<engine prefix><session key>`, with the session's
+//! expiry age as the entry's time to live. [`CacheKeys`] builds those keys;
+//! [`encode`] and [`decode`] are the value format.
+
+// The helpers serve the cache stores, each behind its own feature.
+// (Unconditional until the stores land.)
+#![allow(dead_code)]
+
+use sesame_codec::{CACHE_KEY_PREFIX, CACHED_DB_KEY_PREFIX, SessionMap};
+use time::OffsetDateTime;
+
+use crate::{Result, SessionKey};
+
+/// How a cache store names its entries: Django's `KEY_PREFIX`, `VERSION`
+/// and the engine's prefix.
+///
+/// The default is Django's for the `cache` engine with a default `CACHES`
+/// entry: `:1:django.contrib.sessions.cache<key>`.
+///
+/// # Examples
+///
+/// ```
+/// use sesame::backends::CacheKeys;
+///
+/// let keys = CacheKeys::default().with_key_prefix("myapp").with_version(2);
+/// assert_eq!(keys.key_for("abcdefgh"), "myapp:2:django.contrib.sessions.cacheabcdefgh");
+/// assert_eq!(
+///     CacheKeys::cached_db().key_for("abcdefgh"),
+///     ":1:django.contrib.sessions.cached_dbabcdefgh"
+/// );
+/// ```
+///
+/// # Django
+///
+/// `CACHES[SESSION_CACHE_ALIAS]['KEY_PREFIX']` and `['VERSION']`, and
+/// `cache_key_prefix` of `backends/cache.py` / `backends/cached_db.py`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKeys {
+    key_prefix: String,
+    version: i64,
+    engine_prefix: &'static str,
+}
+
+impl Default for CacheKeys {
+    fn default() -> Self {
+        Self {
+            key_prefix: String::new(),
+            version: 1,
+            engine_prefix: CACHE_KEY_PREFIX,
+        }
+    }
+}
+
+impl CacheKeys {
+    /// The keys Django's `cached_db` engine uses for its cache half.
+    #[must_use]
+    pub fn cached_db() -> Self {
+        Self {
+            engine_prefix: CACHED_DB_KEY_PREFIX,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the cache's `KEY_PREFIX` (default `""`).
+    #[must_use]
+    pub fn with_key_prefix(mut self, key_prefix: impl Into<String>) -> Self {
+        self.key_prefix = key_prefix.into();
+        self
+    }
+
+    /// Sets the cache's `VERSION` (default `1`).
+    #[must_use]
+    pub fn with_version(mut self, version: i64) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The cache's `KEY_PREFIX`.
+    #[must_use]
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// The cache's `VERSION`.
+    #[must_use]
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The engine's prefix: `django.contrib.sessions.cache` or `…cached_db`.
+    #[must_use]
+    pub fn engine_prefix(&self) -> &'static str {
+        self.engine_prefix
+    }
+
+    /// The cache key of the session stored under `session_key`.
+    #[must_use]
+    pub fn key_for(&self, session_key: &str) -> String {
+        sesame_codec::session_cache_key(
+            &self.key_prefix,
+            self.version,
+            self.engine_prefix,
+            session_key,
+        )
+    }
+
+    /// The cache key of `key`.
+    pub(crate) fn key(&self, key: &SessionKey) -> String {
+        self.key_for(key.as_str())
+    }
+}
+
+/// The bytes a cache holds for a session: the dict pickled as Django's
+/// cache backends pickle it.
+pub(crate) fn encode(data: &SessionMap) -> Vec<u8> {
+    sesame_codec::pickle_dumps(data)
+}
+
+/// Reads a cached session, refusing anything but a pickled dict of plain data.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`](crate::Error::Corrupt) when the bytes are not such a pickle.
+pub(crate) fn decode(bytes: &[u8]) -> Result<SessionMap> {
+    Ok(sesame_codec::pickle_loads_session(bytes)?)
+}
+
+/// The time to live of a record expiring at `expires_at`, in whole
+/// milliseconds and at least one (a cache treats 0 as "never" or "now",
+/// depending on the cache; neither is what an about-to-expire session wants).
+pub(crate) fn ttl_millis(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
+    let ms = (expires_at - now).whole_milliseconds();
+    u64::try_from(ms).unwrap_or(0).max(1)
+}
+
+/// The time to live of a record expiring at `expires_at`, in whole seconds
+/// rounded up, at least one.
+pub(crate) fn ttl_seconds(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
+    ttl_millis(expires_at, now).div_ceil(1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn keys_are_djangos() {
+        let keys = CacheKeys::default();
+        assert_eq!(
+            keys.key_for("v1h62uz2jx0nc07kz04lmec1s8v9wsml"),
+            ":1:django.contrib.sessions.cachev1h62uz2jx0nc07kz04lmec1s8v9wsml"
+        );
+        assert_eq!(
+            CacheKeys::cached_db()
+                .with_key_prefix("p")
+                .key_for("abcdefgh"),
+            "p:1:django.contrib.sessions.cached_dbabcdefgh"
+        );
+    }
+
+    #[test]
+    fn ttl_is_never_zero_or_negative() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(ttl_millis(now - Duration::seconds(5), now), 1);
+        assert_eq!(ttl_millis(now, now), 1);
+        assert_eq!(ttl_millis(now + Duration::milliseconds(1500), now), 1500);
+        assert_eq!(ttl_seconds(now + Duration::milliseconds(1500), now), 2);
+        assert_eq!(
+            ttl_seconds(now + Duration::seconds(1_209_600), now),
+            1_209_600
+        );
+    }
+
+    #[test]
+    fn values_round_trip_and_reject_non_dicts() {
+        let mut data = SessionMap::new();
+        data.insert("counter".into(), 3.into());
+        assert_eq!(decode(&encode(&data)).expect("decodes"), data);
+        assert!(decode(b"7").is_err());
+        assert!(decode(b"not a pickle").is_err());
+    }
+}
