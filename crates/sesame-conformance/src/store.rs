@@ -61,15 +61,21 @@ pub struct Caps {
     pub size_limit: Option<usize>,
 }
 
+impl Caps {
+    /// What a server-side store with SQL-like precision can do: the
+    /// [`Default`], usable in `const` items (`..Caps::DEFAULT`).
+    pub const DEFAULT: Self = Self {
+        revocable: true,
+        server_side: true,
+        native_ttl: false,
+        expiry_resolution: Duration::microseconds(1),
+        size_limit: None,
+    };
+}
+
 impl Default for Caps {
     fn default() -> Self {
-        Self {
-            revocable: true,
-            server_side: true,
-            native_ttl: false,
-            expiry_resolution: Duration::microseconds(1),
-            size_limit: None,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -114,3 +114,52 @@ mod signed_cookies {
     sesame_conformance::store_suite!(store(), CAPS);
     sesame_conformance::http_suite!(store(), CAPS);
 }
+
+/// Django's `cache` engine on `SESAME_TEST_REDIS_URL` (a standalone Redis).
+/// Every case mints its own random keys, so cases share the server.
+#[cfg(feature = "redis")]
+mod redis {
+    use sesame::backends::RedisStore;
+    use sesame_conformance::Caps;
+
+    async fn store() -> Option<RedisStore> {
+        let url = sesame_conformance::env_url("REDIS")?;
+        Some(RedisStore::connect(&url).await.expect("connect to Redis"))
+    }
+
+    const CAPS: Caps = Caps {
+        native_ttl: true,
+        // The expiry is read back as now + PTTL: off by the time between
+        // the write and the read.
+        expiry_resolution: time::Duration::seconds(1),
+        ..Caps::DEFAULT
+    };
+
+    sesame_conformance::store_suite!(store(), CAPS);
+    sesame_conformance::http_suite!(store(), CAPS);
+}
+
+/// The same on `SESAME_TEST_REDIS_CLUSTER_URL` (`redis+cluster://…`).
+#[cfg(feature = "redis-cluster")]
+mod redis_cluster {
+    use sesame::backends::RedisStore;
+    use sesame_conformance::Caps;
+
+    async fn store() -> Option<RedisStore> {
+        let url = sesame_conformance::env_url("REDIS_CLUSTER")?;
+        let store = RedisStore::connect(&url)
+            .await
+            .expect("connect to the Redis Cluster");
+        assert!(store.is_cluster());
+        Some(store)
+    }
+
+    const CAPS: Caps = Caps {
+        native_ttl: true,
+        expiry_resolution: time::Duration::seconds(1),
+        ..Caps::DEFAULT
+    };
+
+    sesame_conformance::store_suite!(store(), CAPS);
+    sesame_conformance::http_suite!(store(), CAPS);
+}

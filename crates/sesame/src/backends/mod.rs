@@ -20,6 +20,9 @@ mod signed_cookies;
 pub(crate) use base::DynStore;
 pub use base::{CREATE_ATTEMPTS, Record, Saved, SessionStore, Version, create_unique};
 pub use cache::CacheKeys;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use cache::redis::{DEFAULT_REDIS_TIMEOUT, RedisStore};
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use db::MySqlStore;

@@ -7,13 +7,15 @@
 //! [`encode`] and [`decode`] are the value format.
 
 // The helpers serve the cache stores, each behind its own feature.
-// (Unconditional until the stores land.)
-#![allow(dead_code)]
+#![cfg_attr(not(any(feature = "redis", feature = "memcached")), allow(dead_code))]
 
 use sesame_codec::{CACHE_KEY_PREFIX, CACHED_DB_KEY_PREFIX, SessionMap};
 use time::OffsetDateTime;
 
 use crate::{Result, SessionKey};
+
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 /// How a cache store names its entries: Django's `KEY_PREFIX`, `VERSION`
 /// and the engine's prefix.
@@ -132,6 +134,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<SessionMap> {
 /// The time to live of a record expiring at `expires_at`, in whole
 /// milliseconds and at least one (a cache treats 0 as "never" or "now",
 /// depending on the cache; neither is what an about-to-expire session wants).
+#[allow(dead_code, reason = "for MemcachedStore")]
 pub(crate) fn ttl_millis(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
     let ms = (expires_at - now).whole_milliseconds();
     u64::try_from(ms).unwrap_or(0).max(1)
@@ -139,6 +142,7 @@ pub(crate) fn ttl_millis(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64
 
 /// The time to live of a record expiring at `expires_at`, in whole seconds
 /// rounded up, at least one.
+#[allow(dead_code, reason = "for MemcachedStore")]
 pub(crate) fn ttl_seconds(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
     ttl_millis(expires_at, now).div_ceil(1000)
 }

@@ -1,0 +1,461 @@
+//! `RedisStore`: Django's `cache` engine on `RedisCache`, standalone or Cluster.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use time::OffsetDateTime;
+
+use super::{CacheKeys, decode, encode};
+use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
+use crate::{Error, Result, SessionKey};
+
+/// How long a command or a connection attempt may take before it fails,
+/// unless [`RedisStore::with_timeout`] says otherwise.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The conditional write: replace the value only while it is still the one
+/// the session was loaded with. One round trip, atomic on the server.
+///
+/// `ARGV[3]`, `ARGV[4]` are the expiry arguments of `SET` ([`expiry_args`]).
+/// Returns 1 when written, 0 when the value changed (a conflict), -1 when the
+/// key is gone (deleted or expired: never re-created).
+const SAVE_IF_UNCHANGED: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], ARGV[3], ARGV[4])
+return 1
+";
+
+/// Sessions in Redis, as Django's `cache` engine on `RedisCache` keeps them:
+/// one key per session, `:1:django.contrib.sessions.cache<key>`, holding the
+/// session dict pickled, with the session's expiry age as its TTL.
+///
+/// - **Django.** A Django app with `SESSION_ENGINE = "…backends.cache"` on
+///   the same Redis (and the same `KEY_PREFIX`/`VERSION`, see
+///   [`with_keys`](Self::with_keys)) shares the sessions both ways. Values
+///   are read with a pickle reader that accepts only plain data (a pickle
+///   that could run code is [`Error::Corrupt`]) and written as Django writes them.
+/// - **Round trips.** Load is one pipelined `GET` + `PTTL`; create is one
+///   `SET NX PX`; save is one Lua script that compares the stored value with
+///   the loaded one and writes only if they match (compare-and-swap), so a
+///   concurrent change is [`Error::Conflict`] and a deleted session
+///   [`Error::Missing`], never re-created; touch is one `PEXPIRE`.
+/// - **Expiry** is Redis's own TTL: [`clear_expired`](SessionStore::clear_expired)
+///   has nothing to do.
+/// - **Cluster.** [`connect`](Self::connect) with `redis+cluster://host1:port,host2:port`
+///   (feature `redis-cluster`). Each session is one key, so every command
+///   is slot-local; redirections (`MOVED`, `ASK`) are followed by the client.
+/// - **TLS.** `rediss://` (feature `redis-tls`).
+/// - **Outages.** Commands and connection attempts time out after
+///   [`DEFAULT_REDIS_TIMEOUT`]; a dropped connection is re-established in the
+///   background, with at most 250 ms between attempts, so service resumes
+///   within moments of Redis coming back.
+///
+/// Cloning is cheap: clones share one multiplexed connection.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> sesame::Result<()> {
+/// use sesame::backends::{CacheKeys, RedisStore};
+///
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/0")
+///     .await?
+///     .with_keys(CacheKeys::default().with_key_prefix("myapp"));
+/// # let _ = store; Ok(()) }
+/// ```
+///
+/// # Django
+///
+/// `SESSION_ENGINE = "django.contrib.sessions.backends.cache"` with
+/// `CACHES["default"]["BACKEND"] = "django.core.cache.backends.redis.RedisCache"`.
+/// Django's update is a `GET` then a `SET` (two round trips, not atomic);
+/// Sesame's is one atomic script.
+#[doc(alias = "cache")]
+#[doc(alias = "django.contrib.sessions.backends.cache")]
+#[doc(alias = "RedisCache")]
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    keys: Arc<CacheKeys>,
+    script: Arc<Script>,
+}
+
+/// The connection: one multiplexed connection to a standalone server, or
+/// the cluster client's.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis (or Redis Cluster) a URL names.
+    ///
+    /// | URL | connects to |
+    /// |---|---|
+    /// | `redis://[:password@]host[:port][/db]` | a standalone server |
+    /// | `rediss://…` | the same over TLS (feature `redis-tls`) |
+    /// | `redis+cluster://[:password@]host1:port,host2:port,…` | a Redis Cluster, discovered from these seed nodes (feature `redis-cluster`); `rediss+cluster://` for TLS |
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the URL is invalid, names a feature that was
+    /// not compiled in, or the server cannot be reached within
+    /// [`DEFAULT_REDIS_TIMEOUT`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_timeout(url, DEFAULT_REDIS_TIMEOUT).await
+    }
+
+    /// As [`connect`](Self::connect), with `timeout` for each command and
+    /// each connection attempt.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self> {
+        #[cfg(feature = "redis-tls")]
+        install_crypto_provider();
+        let conn = match cluster_nodes(url) {
+            Some(nodes) => connect_cluster(&nodes?, timeout).await?,
+            None => {
+                let client = redis::Client::open(url).map_err(Error::backend)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_min_delay(Duration::from_millis(20))
+                    .set_max_delay(Duration::from_millis(250))
+                    .set_number_of_retries(4);
+                Conn::Single(
+                    ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map_err(Error::backend)?,
+                )
+            }
+        };
+        Ok(Self {
+            conn,
+            keys: Arc::new(CacheKeys::default()),
+            script: Arc::new(Script::new(SAVE_IF_UNCHANGED)),
+        })
+    }
+
+    /// A store on a connection you manage (a `ConnectionManager` built with
+    /// your own options).
+    #[must_use]
+    pub fn new(conn: ConnectionManager) -> Self {
+        Self {
+            conn: Conn::Single(conn),
+            keys: Arc::new(CacheKeys::default()),
+            script: Arc::new(Script::new(SAVE_IF_UNCHANGED)),
+        }
+    }
+
+    /// Names entries with these keys: Django's cache `KEY_PREFIX` and
+    /// `VERSION`, and the engine's prefix ([`CacheKeys::cached_db`] for the
+    /// cache half of [`CachedDbStore`](crate::backends::CachedDbStore)).
+    #[must_use]
+    pub fn with_keys(mut self, keys: CacheKeys) -> Self {
+        self.keys = Arc::new(keys);
+        self
+    }
+
+    /// The keys this store names its entries with.
+    #[must_use]
+    pub fn keys(&self) -> &CacheKeys {
+        &self.keys
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        !matches!(self.conn, Conn::Single(_))
+    }
+
+    fn conn(&self) -> Conn {
+        self.conn.clone()
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("cluster", &self.is_cluster())
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionStore for RedisStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
+        let cache_key = self.keys.key(key);
+        let (value, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+            .get(&cache_key)
+            .pttl(&cache_key)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(Error::backend)?;
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let now = OffsetDateTime::now_utc();
+        let expires_at = match pttl {
+            // Gone between the two commands (it expired just now).
+            -2 => return Ok(None),
+            // No TTL: written by someone else without a timeout (Django's
+            // `timeout=None`). It lives until deleted.
+            ms if ms < 0 => now + time::Duration::days(365 * 100),
+            ms => now + time::Duration::milliseconds(ms),
+        };
+        let data = decode(&value)?;
+        Ok(Some(Record {
+            data,
+            expires_at,
+            version: Some(Version::new(Bytes::from(value))),
+        }))
+    }
+
+    async fn create(&self, record: &Record) -> Result<Saved> {
+        let value = Bytes::from(encode(&record.data));
+        let (unit, ttl) = expiry_args(record.expires_at);
+        create_unique(|key| {
+            let cache_key = self.keys.key(&key);
+            let value = value.clone();
+            let mut conn = self.conn();
+            async move {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(&cache_key)
+                    .arg(value.as_ref())
+                    .arg("NX")
+                    .arg(unit)
+                    .arg(ttl)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(Error::backend)?;
+                match set {
+                    Some(_) => Ok(Saved {
+                        key,
+                        version: Version::new(value),
+                    }),
+                    None => Err(Error::KeyCollision),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
+        let cache_key = self.keys.key(key);
+        let value = Bytes::from(encode(&record.data));
+        let (unit, ttl) = expiry_args(record.expires_at);
+        let mut conn = self.conn();
+        match &record.version {
+            Some(version) => {
+                let outcome: i64 = self
+                    .script
+                    .key(&cache_key)
+                    .arg(version.as_bytes())
+                    .arg(value.as_ref())
+                    .arg(unit)
+                    .arg(ttl)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(Error::backend)?;
+                match outcome {
+                    1 => {}
+                    0 => return Err(Error::Conflict),
+                    _ => return Err(Error::Missing),
+                }
+            }
+            None => {
+                // Only while the key exists: a save never re-creates.
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(&cache_key)
+                    .arg(value.as_ref())
+                    .arg("XX")
+                    .arg(unit)
+                    .arg(ttl)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(Error::backend)?;
+                if set.is_none() {
+                    return Err(Error::Missing);
+                }
+            }
+        }
+        Ok(Saved {
+            key: key.clone(),
+            version: Version::new(value),
+        })
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<()> {
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.keys.key(key))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(Error::backend)?;
+        Ok(())
+    }
+
+    async fn exists(&self, key: &SessionKey) -> Result<bool> {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(self.keys.key(key))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(Error::backend)?;
+        Ok(n > 0)
+    }
+
+    async fn touch(&self, key: &SessionKey, until: OffsetDateTime) -> Result<()> {
+        let (unit, ttl) = expiry_args(until);
+        let command = if unit == "PX" { "PEXPIRE" } else { "PEXPIREAT" };
+        let done: i64 = redis::cmd(command)
+            .arg(self.keys.key(key))
+            .arg(ttl)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(Error::backend)?;
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(Error::Missing)
+        }
+    }
+}
+
+/// The expiry arguments of `SET` for a record expiring at `expires_at`:
+/// `PX <ms>`, relative as Django's TTL is (so the app's and Redis's clocks
+/// need not agree), or, for a record already past its expiry, `PXAT 1`: a
+/// moment long gone, which Redis answers by dropping the key (`PX 0` is an
+/// error). Saving an expired record thus leaves nothing to load.
+fn expiry_args(expires_at: OffsetDateTime) -> (&'static str, u64) {
+    let ms = (expires_at - OffsetDateTime::now_utc()).whole_milliseconds();
+    match u64::try_from(ms) {
+        Ok(ms) if ms > 0 => ("PX", ms),
+        _ => ("PXAT", 1),
+    }
+}
+
+/// The seed nodes of a `redis+cluster://` URL, as `redis://` URLs; `None`
+/// when the URL names a standalone server.
+fn cluster_nodes(url: &str) -> Option<Result<Vec<String>>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let node_scheme = match scheme.to_ascii_lowercase().as_str() {
+        "redis+cluster" => "redis",
+        "rediss+cluster" => "rediss",
+        _ => return None,
+    };
+    let (userinfo, hosts) = match rest.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, rest),
+    };
+    // A trailing `/` (and `/0`, the only database a cluster has) is allowed.
+    let hosts = hosts.split(['/', '?']).next().unwrap_or_default();
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|host| match userinfo {
+            Some(userinfo) => format!("{node_scheme}://{userinfo}@{host}"),
+            None => format!("{node_scheme}://{host}"),
+        })
+        .collect();
+    if nodes.is_empty() {
+        return Some(Err(Error::backend(
+            "a redis+cluster:// URL names at least one node: redis+cluster://host1:port,host2:port",
+        )));
+    }
+    Some(Ok(nodes))
+}
+
+#[cfg(feature = "redis-cluster")]
+async fn connect_cluster(nodes: &[String], timeout: Duration) -> Result<Conn> {
+    let client = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(2)
+        .min_retry_wait(10)
+        .max_retry_wait(250)
+        .build()
+        .map_err(Error::backend)?;
+    let conn = client
+        .get_async_connection()
+        .await
+        .map_err(Error::backend)?;
+    Ok(Conn::Cluster(conn))
+}
+
+#[cfg(not(feature = "redis-cluster"))]
+async fn connect_cluster(_nodes: &[String], _timeout: Duration) -> Result<Conn> {
+    Err(Error::backend(
+        "redis+cluster:// needs the `redis-cluster` feature of sesame",
+    ))
+}
+
+/// rustls needs one process-wide crypto provider; install ring's unless the
+/// application installed one already.
+#[cfg(feature = "redis-tls")]
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_name_their_seed_nodes() {
+        let nodes = cluster_nodes("redis+cluster://127.0.0.1:7000,127.0.0.1:7001/")
+            .expect("a cluster URL")
+            .expect("valid");
+        assert_eq!(nodes, ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]);
+        let nodes = cluster_nodes("rediss+cluster://:pw@a:1, b:2")
+            .expect("a cluster URL")
+            .expect("valid");
+        assert_eq!(nodes, ["rediss://:pw@a:1", "rediss://:pw@b:2"]);
+        assert!(cluster_nodes("redis://127.0.0.1:6379/0").is_none());
+        assert!(
+            cluster_nodes("redis+cluster:///")
+                .expect("a cluster URL")
+                .is_err()
+        );
+    }
+}
