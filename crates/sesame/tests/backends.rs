@@ -163,3 +163,73 @@ mod redis_cluster {
     sesame_conformance::store_suite!(store(), CAPS);
     sesame_conformance::http_suite!(store(), CAPS);
 }
+
+/// Django's `cached_db`: a cache in front of a database, in three pairings.
+mod cached_db {
+    use sesame::backends::{CachedDbStore, MemoryStore};
+    use sesame_conformance::Caps;
+
+    /// `LocMemCache`-like cache in front of SQLite: runs everywhere.
+    #[cfg(feature = "sqlite")]
+    mod memory_sqlite {
+        use super::*;
+
+        async fn store() -> Option<CachedDbStore<MemoryStore, sesame::backends::SqliteStore>> {
+            let db = crate::sql_support::sqlite::store().await?;
+            Some(CachedDbStore::new(MemoryStore::new(), db))
+        }
+
+        sesame_conformance::store_suite!(store(), Caps::default());
+        sesame_conformance::http_suite!(store(), Caps::default());
+    }
+
+    #[cfg(feature = "redis")]
+    async fn redis() -> Option<sesame::backends::RedisStore> {
+        let url = sesame_conformance::env_url("REDIS")?;
+        let cache = sesame::backends::RedisStore::connect(&url)
+            .await
+            .expect("connect to Redis");
+        Some(cache.with_keys(sesame::backends::CacheKeys::cached_db()))
+    }
+
+    /// A cache hit reads its expiry back from Redis's PTTL.
+    #[cfg(feature = "redis")]
+    const CAPS: Caps = Caps {
+        expiry_resolution: time::Duration::seconds(1),
+        ..Caps::DEFAULT
+    };
+
+    /// Redis in front of SQLite.
+    #[cfg(all(feature = "redis", feature = "sqlite"))]
+    mod redis_sqlite {
+        use super::*;
+
+        async fn store()
+        -> Option<CachedDbStore<sesame::backends::RedisStore, sesame::backends::SqliteStore>>
+        {
+            let cache = redis().await?;
+            let db = crate::sql_support::sqlite::store().await?;
+            Some(CachedDbStore::new(cache, db))
+        }
+
+        sesame_conformance::store_suite!(store(), CAPS);
+        sesame_conformance::http_suite!(store(), CAPS);
+    }
+
+    /// Redis in front of PostgreSQL.
+    #[cfg(all(feature = "redis", feature = "postgres"))]
+    mod redis_postgres {
+        use super::*;
+
+        async fn store()
+        -> Option<CachedDbStore<sesame::backends::RedisStore, sesame::backends::PostgresStore>>
+        {
+            let cache = redis().await?;
+            let db = crate::sql_support::postgres::store().await?;
+            Some(CachedDbStore::new(cache, db))
+        }
+
+        sesame_conformance::store_suite!(store(), CAPS);
+        sesame_conformance::http_suite!(store(), CAPS);
+    }
+}

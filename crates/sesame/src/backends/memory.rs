@@ -10,6 +10,7 @@ use sesame_codec::SessionMap;
 use time::OffsetDateTime;
 
 use super::base::{Record, Saved, SessionStore, Version, create_unique};
+use super::cached_db::SessionCache;
 use crate::{Error, Result, SessionKey};
 
 /// Sessions kept in this process's memory: for tests, examples and single
@@ -188,5 +189,42 @@ impl SessionStore for MemoryStore {
         let before = map.len();
         map.retain(|_, s| s.expires_at > now);
         Ok((before - map.len()) as u64)
+    }
+}
+
+/// A `MemoryStore` as the cache of a [`CachedDbStore`](crate::backends::CachedDbStore)
+/// (Django's `cached_db` on `LocMemCache`).
+impl SessionCache for MemoryStore {
+    async fn get(&self, key: &SessionKey) -> Result<Option<Record>> {
+        self.load(key).await
+    }
+
+    async fn set(
+        &self,
+        key: &SessionKey,
+        data: &SessionMap,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        let version = self.next_version();
+        self.map().insert(
+            key.clone(),
+            Stored {
+                data: data.clone(),
+                expires_at,
+                version,
+            },
+        );
+        Ok(())
+    }
+
+    async fn remove(&self, key: &SessionKey) -> Result<()> {
+        SessionStore::delete(self, key).await
+    }
+
+    async fn expire_at(&self, key: &SessionKey, until: OffsetDateTime) -> Result<()> {
+        if let Some(stored) = self.map().get_mut(key) {
+            stored.expires_at = until;
+        }
+        Ok(())
     }
 }

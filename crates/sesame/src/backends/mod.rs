@@ -6,11 +6,14 @@
 //! | `SqliteStore` | `db` on SQLite | `sqlite` (default) |
 //! | `PostgresStore` | `db` on PostgreSQL | `postgres` |
 //! | `MySqlStore` | `db` on MySQL / MariaDB | `mysql` |
+//! | `RedisStore` | `cache` on `RedisCache` (standalone or Cluster) | `redis`, `redis-cluster`, `redis-tls` |
+//! | [`CachedDbStore`] | `cached_db`: any [`SessionCache`] in front of any store | always |
 //! | [`FileStore`] | `file` | always |
 //! | [`SignedCookieStore`] | `signed_cookies` | always |
 
 mod base;
 mod cache;
+mod cached_db;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod db;
 mod file;
@@ -23,6 +26,7 @@ pub use cache::CacheKeys;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use cache::redis::{DEFAULT_REDIS_TIMEOUT, RedisStore};
+pub use cached_db::{CachedDbStore, SessionCache};
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use db::MySqlStore;

@@ -10,7 +10,9 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use time::OffsetDateTime;
 
 use super::{CacheKeys, decode, encode};
-use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
+use sesame_codec::SessionMap;
+
+use crate::backends::{Record, Saved, SessionCache, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey};
 
 /// How long a command or a connection attempt may take before it fails,
@@ -357,6 +359,43 @@ impl SessionStore for RedisStore {
             Ok(())
         } else {
             Err(Error::Missing)
+        }
+    }
+}
+
+/// A `RedisStore` as the cache of a [`CachedDbStore`](crate::backends::CachedDbStore):
+/// build it with [`CacheKeys::cached_db`] keys.
+impl SessionCache for RedisStore {
+    async fn get(&self, key: &SessionKey) -> Result<Option<Record>> {
+        self.load(key).await
+    }
+
+    async fn set(
+        &self,
+        key: &SessionKey,
+        data: &SessionMap,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        let (unit, ttl) = expiry_args(expires_at);
+        let _: Option<String> = redis::cmd("SET")
+            .arg(self.keys.key(key))
+            .arg(encode(data))
+            .arg(unit)
+            .arg(ttl)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(Error::backend)?;
+        Ok(())
+    }
+
+    async fn remove(&self, key: &SessionKey) -> Result<()> {
+        SessionStore::delete(self, key).await
+    }
+
+    async fn expire_at(&self, key: &SessionKey, until: OffsetDateTime) -> Result<()> {
+        match SessionStore::touch(self, key, until).await {
+            Err(Error::Missing) => Ok(()),
+            other => other,
         }
     }
 }

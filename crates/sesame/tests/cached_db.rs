@@ -1,0 +1,220 @@
+//! `CachedDbStore` beyond the conformance suites: a failing cache is not
+//! fatal on writes but is on deletes, a stale cache entry is caught and
+//! dropped by the next write, and on Redis the cache half is Django's.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::json;
+use sesame::backends::{CachedDbStore, MemoryStore, Record, SessionCache, SessionStore};
+use sesame::codec::SessionMap;
+use sesame::{Error, Session, SessionKey};
+use time::{Duration, OffsetDateTime};
+
+/// A [`MemoryStore`] cache that can be switched off: every call then fails
+/// as an unreachable cache would.
+#[derive(Clone, Default)]
+struct SwitchableCache {
+    inner: MemoryStore,
+    down: Arc<AtomicBool>,
+}
+
+impl SwitchableCache {
+    fn check(&self) -> sesame::Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(Error::backend("cache down"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SessionCache for SwitchableCache {
+    async fn get(&self, key: &SessionKey) -> sesame::Result<Option<Record>> {
+        self.check()?;
+        SessionCache::get(&self.inner, key).await
+    }
+
+    async fn set(
+        &self,
+        key: &SessionKey,
+        data: &SessionMap,
+        expires_at: OffsetDateTime,
+    ) -> sesame::Result<()> {
+        self.check()?;
+        self.inner.set(key, data, expires_at).await
+    }
+
+    async fn remove(&self, key: &SessionKey) -> sesame::Result<()> {
+        self.check()?;
+        self.inner.remove(key).await
+    }
+
+    async fn expire_at(&self, key: &SessionKey, until: OffsetDateTime) -> sesame::Result<()> {
+        self.check()?;
+        self.inner.expire_at(key, until).await
+    }
+}
+
+fn map(value: serde_json::Value) -> SessionMap {
+    match value {
+        serde_json::Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn in_an_hour() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + Duration::hours(1)
+}
+
+#[tokio::test]
+async fn a_cache_that_fails_writes_is_logged_not_fatal() {
+    let cache = SwitchableCache::default();
+    let db = MemoryStore::new();
+    let store = CachedDbStore::new(cache.clone(), db.clone());
+    cache.down.store(true, Ordering::SeqCst);
+
+    let saved = store
+        .create(&Record::new(map(json!({"n": 1})), in_an_hour()))
+        .await
+        .expect("the database took the write");
+    let loaded = store
+        .load(&saved.key)
+        .await
+        .expect("reads fall back to the database")
+        .expect("the session is there");
+    assert_eq!(loaded.data, map(json!({"n": 1})));
+    let record = Record {
+        data: map(json!({"n": 2})),
+        ..loaded
+    };
+    store.save(&saved.key, &record).await.expect("saved");
+    assert_eq!(
+        db.load(&saved.key).await.expect("db").expect("row").data,
+        map(json!({"n": 2}))
+    );
+}
+
+#[tokio::test]
+async fn a_delete_the_cache_does_not_confirm_is_an_error() {
+    let cache = SwitchableCache::default();
+    let store = CachedDbStore::new(cache.clone(), MemoryStore::new());
+    let saved = store
+        .create(&Record::new(map(json!({"user": "1"})), in_an_hour()))
+        .await
+        .expect("created");
+    cache.down.store(true, Ordering::SeqCst);
+    let err = store.delete(&saved.key).await.expect_err("cache down");
+    assert!(err.is_outage(), "{err:?}");
+    // Once the cache is back, the delete goes through and nothing is left.
+    cache.down.store(false, Ordering::SeqCst);
+    store.delete(&saved.key).await.expect("deleted");
+    assert!(!cache.inner.exists(&saved.key).await.expect("cache"));
+    assert!(store.load(&saved.key).await.expect("load").is_none());
+}
+
+#[tokio::test]
+async fn a_stale_cache_entry_is_caught_and_the_write_is_merged() {
+    let cache = MemoryStore::new();
+    let db = MemoryStore::new();
+    let store = CachedDbStore::new(cache.clone(), db.clone());
+    let saved = store
+        .create(&Record::new(map(json!({"a": 1})), in_an_hour()))
+        .await
+        .expect("created");
+    // Another writer changed the row and failed to update the cache.
+    let row = db.load(&saved.key).await.expect("db").expect("row");
+    db.save(
+        &saved.key,
+        &Record {
+            data: map(json!({"a": 1, "theirs": true})),
+            ..row
+        },
+    )
+    .await
+    .expect("their write");
+
+    let session = Session::new(store.clone(), Some(saved.key.clone()));
+    assert_eq!(session.get::<i64>("a").await.expect("read"), Some(1));
+    assert_eq!(
+        session.get::<bool>("theirs").await.expect("read"),
+        None,
+        "the read came from the (stale) cache"
+    );
+    session.insert("ours", true).await.expect("insert");
+    session.save().await.expect("the conflict is merged");
+
+    let row = db.load(&saved.key).await.expect("db").expect("row");
+    assert_eq!(row.data, map(json!({"a": 1, "theirs": true, "ours": true})));
+    let cached = SessionCache::get(&cache, &saved.key)
+        .await
+        .expect("cache")
+        .expect("refilled");
+    assert_eq!(cached.data, row.data, "the cache holds the merged session");
+}
+
+#[tokio::test]
+async fn a_save_of_a_session_deleted_meanwhile_is_missing_everywhere() {
+    let cache = MemoryStore::new();
+    let db = MemoryStore::new();
+    let store = CachedDbStore::new(cache.clone(), db.clone());
+    let saved = store
+        .create(&Record::new(map(json!({"a": 1})), in_an_hour()))
+        .await
+        .expect("created");
+    let loaded = store.load(&saved.key).await.expect("load").expect("there");
+    // Deleted in the database only (another app's logout, say).
+    db.delete(&saved.key).await.expect("delete");
+    let err = store
+        .save(&saved.key, &loaded)
+        .await
+        .expect_err("never re-created");
+    assert!(matches!(err, Error::Missing), "{err:?}");
+    assert!(!cache.exists(&saved.key).await.expect("cache"));
+    assert!(!db.exists(&saved.key).await.expect("db"));
+}
+
+/// On Redis, the cache half is exactly what Django's `cached_db` reads:
+/// the pickled dict under `:1:django.contrib.sessions.cached_db<key>`.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn on_redis_the_cache_entry_is_djangos() {
+    use sesame::backends::{CacheKeys, RedisStore};
+
+    let Some(url) = sesame_conformance::env_url("REDIS") else {
+        return;
+    };
+    let cache = RedisStore::connect(&url)
+        .await
+        .expect("connect")
+        .with_keys(CacheKeys::cached_db());
+    let db = MemoryStore::new();
+    let store = CachedDbStore::new(cache, db);
+    let data = map(json!({"counter": 1}));
+    let saved = store
+        .create(&Record::new(data.clone(), in_an_hour()))
+        .await
+        .expect("created");
+
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let name = format!(":1:django.contrib.sessions.cached_db{}", saved.key.as_str());
+    let (bytes, ttl): (Vec<u8>, i64) = redis::pipe()
+        .get(&name)
+        .ttl(&name)
+        .query_async(&mut conn)
+        .await
+        .expect("read");
+    assert_eq!(bytes, sesame::codec::pickle_dumps(&data));
+    assert!((3590..=3600).contains(&ttl), "TTL {ttl}");
+    store.delete(&saved.key).await.expect("delete");
+    let left: i64 = redis::cmd("EXISTS")
+        .arg(&name)
+        .query_async(&mut conn)
+        .await
+        .expect("exists");
+    assert_eq!(left, 0);
+}
