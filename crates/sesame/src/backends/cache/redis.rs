@@ -16,7 +16,7 @@ use crate::backends::{Record, Saved, SessionCache, SessionStore, Version, create
 use crate::{Error, Result, SessionKey};
 
 /// How long a command or a connection attempt may take before it fails,
-/// unless [`RedisStore::with_timeout`] says otherwise.
+/// unless [`RedisStore::connect_with_timeout`] says otherwise.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The conditional write: replace the value only while it is still the one
