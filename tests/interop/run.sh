@@ -12,7 +12,10 @@
 #   INTEROP_BACKENDS=sqlite tests/interop/run.sh          # one backend
 #
 # Environment (all optional):
-#   INTEROP_BACKENDS     backends to check (default: sqlite postgres signed_cookies; also file)
+#   INTEROP_BACKENDS     backends to check (default: sqlite postgres signed_cookies; also file,
+#                        cache and cached_db, which share INTEROP_REDIS_URL)
+#   INTEROP_REDIS_URL    Redis for cache/cached_db (default: redis://127.0.0.1:6379/0); each
+#                        run uses its own KEY_PREFIX, so the database may be shared
 #   INTEROP_VENV         the Django venv, kept between runs (default: target/interop-venv)
 #   DJAPP                the Django peer (default: ../shared/django-compat/djapp)
 #   SESAME_BIN           use this `sesame` binary instead of building one
@@ -38,18 +41,22 @@ DJAPP=${DJAPP:-$ROOT/../shared/django-compat/djapp}
 VENV=${INTEROP_VENV:-$ROOT/target/interop-venv}
 read -r -a BACKENDS <<<"${INTEROP_BACKENDS:-sqlite postgres signed_cookies}"
 PG_URL=${INTEROP_PG_URL:-postgres://postgres@127.0.0.1:5432}
+REDIS_URL=${INTEROP_REDIS_URL:-redis://127.0.0.1:6379/0}
+# Django's CACHES KEY_PREFIX for this run: both sides use it, no other run sees it.
+CACHE_PREFIX=sesame-interop-$$
 START_TIMEOUT=60   # seconds for a server to answer /healthz
 STOP_TIMEOUT=10    # seconds for a server to exit after SIGTERM
 CHECK_TIMEOUT=300  # seconds for one check.py phase
 started=$SECONDS
 for b in "${BACKENDS[@]}"; do
     case $b in
-    sqlite | postgres | signed_cookies | file) ;;
-    *) echo "error: unknown backend '$b' in INTEROP_BACKENDS (sqlite, postgres, signed_cookies, file)" >&2; exit 2 ;;
+    sqlite | postgres | signed_cookies | file | cache | cached_db) ;;
+    *) echo "error: unknown backend '$b' in INTEROP_BACKENDS (sqlite, postgres, signed_cookies, file, cache, cached_db)" >&2; exit 2 ;;
     esac
 done
 
 PIDS=()      # servers still running (each the leader of its process group)
+USED_REDIS="" # set once a backend used Redis: its keys are removed on exit
 PG_DB=""     # the PostgreSQL database to drop on exit
 WORK=""
 
@@ -90,6 +97,15 @@ cleanup() {
     done
     if [ -n "$PG_DB" ]; then
         pg_exec "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" || echo "warning: could not drop $PG_DB" >&2
+    fi
+    if [ -n "$USED_REDIS" ]; then
+        "$PY" -c '
+import sys, redis
+r = redis.Redis.from_url(sys.argv[1], socket_timeout=5)
+keys = list(r.scan_iter(match=sys.argv[2] + ":*", count=1000))
+if keys:
+    r.delete(*keys)
+' "$REDIS_URL" "$CACHE_PREFIX" || echo "warning: could not remove the run's Redis keys" >&2
     fi
     if [ -n "$WORK" ]; then
         if [ "${INTEROP_KEEP_WORK:-}" = 1 ]; then
@@ -225,6 +241,7 @@ start_django() {
     setsid env -i PATH="$PATH" HOME="$WORK" LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 \
         PYTHON="$PY" PORT="$1" WORKERS=1 SECRET_KEY="$2" SECRET_KEY_FALLBACKS="$3" \
         DATABASE="$DJ_DATABASE" SESSION_ENGINE="$DJ_ENGINE" ${DJ_TMPDIR:+TMPDIR=$DJ_TMPDIR} \
+        ${DJ_REDIS:+REDIS_URL=$DJ_REDIS} CACHE_KEY_PREFIX="$CACHE_PREFIX" \
         bash "$DJAPP/serve.sh" </dev/null >"$4" 2>&1 &
 }
 
@@ -249,6 +266,7 @@ start_pair() {
     else
         setsid env -i PATH="$PATH" HOME="$WORK" RUST_LOG="${RUST_LOG:-info}" \
             SECRET_KEY="$key" SECRET_KEY_FALLBACKS="$fallbacks" \
+            SESAME_CACHE_KEY_PREFIX="$CACHE_PREFIX" ${SE_CACHE:+SESAME_CACHE=$SE_CACHE} \
             "$BIN" serve --addr "127.0.0.1:$SE_PORT" --store "$SE_STORE" </dev/null >"$se_log" 2>&1 &
     fi
     SE_PID=$!
@@ -274,7 +292,7 @@ run_checks() {
 }
 
 for BACKEND in "${BACKENDS[@]}"; do
-    SETUP_ERROR="" DJ_TMPDIR=""
+    SETUP_ERROR="" DJ_TMPDIR="" DJ_REDIS="" SE_CACHE=""
     case $BACKEND in
     sqlite)
         DJ_ENGINE=db
@@ -307,6 +325,23 @@ for BACKEND in "${BACKENDS[@]}"; do
         DJ_TMPDIR=$WORK/file-sessions
         mkdir -p "$DJ_TMPDIR"
         SE_STORE=file://$DJ_TMPDIR
+        ;;
+    cache)
+        # Django's cache engine on its RedisCache; sesame's RedisStore.
+        DJ_ENGINE=cache
+        DJ_DATABASE=$WORK/cache-users.sqlite3 # Django's users only
+        DJ_REDIS=$REDIS_URL
+        SE_STORE=$REDIS_URL
+        USED_REDIS=1
+        ;;
+    cached_db)
+        # One SQLite database and one Redis, both ways.
+        DJ_ENGINE=cached_db
+        DJ_DATABASE=$WORK/cached-db.sqlite3
+        DJ_REDIS=$REDIS_URL
+        SE_STORE=sqlite://$DJ_DATABASE
+        SE_CACHE=$REDIS_URL
+        USED_REDIS=1
         ;;
     esac
 

@@ -101,9 +101,20 @@ pub struct StoreArgs {
         default_value = DEFAULT_STORE,
         help = "Where sessions are kept: sqlite://PATH (or sqlite:PATH), postgres://…, \
                 postgresql://…, mysql://…, mariadb://…, file:///DIR (one file per session), \
+                redis://…, rediss://…, redis+cluster://host1:port,host2:port, \
                 memory:, or signed-cookies: (the session in the signed cookie)"
     )]
     pub store: StoreUrl,
+    /// A cache in front of the `--store` database: Django's `cached_db`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SESAME_CACHE",
+        help = "A cache in front of a database --store (Django's cached_db): redis://…, \
+                redis+cluster://… or memory:. Keys as Django's: SESAME_CACHE_KEY_PREFIX and \
+                SESAME_CACHE_VERSION are the cache's KEY_PREFIX and VERSION"
+    )]
+    pub cache: Option<StoreUrl>,
 }
 
 /// The salt and clock `decode` and `encode` share.
@@ -249,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_bad_store_url_is_a_usage_error() {
-        let err = Cli::try_parse_from(["sesame", "migrate", "--store", "redis://x"]).unwrap_err();
+        let err = Cli::try_parse_from(["sesame", "migrate", "--store", "mongodb://x"]).unwrap_err();
         assert!(err.to_string().contains("redis://"), "{err}");
     }
 }

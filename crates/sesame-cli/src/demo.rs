@@ -53,6 +53,10 @@ pub mod engine {
     pub const SIGNED_COOKIES: &str = "sesame.backends.SignedCookieStore";
     /// `file:///…`.
     pub const FILE: &str = "sesame.backends.FileStore";
+    /// `redis://…`, `redis+cluster://…`.
+    pub const REDIS: &str = "sesame.backends.RedisStore";
+    /// `--cache URL` with a database `--store`.
+    pub const CACHED_DB: &str = "sesame.backends.CachedDbStore";
 }
 
 #[derive(Debug, Clone, Copy)]

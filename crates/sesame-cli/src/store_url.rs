@@ -10,12 +10,19 @@ use axum::Router;
 use sesame::backends::MySqlStore;
 #[cfg(feature = "postgres")]
 use sesame::backends::PostgresStore;
-use sesame::backends::SessionStore as _;
+#[cfg(feature = "redis")]
+use sesame::backends::RedisStore;
 use sesame::backends::SignedCookieStore;
 #[cfg(feature = "sqlite")]
 use sesame::backends::SqliteStore;
-use sesame::backends::{FileStore, MemoryStore};
+use sesame::backends::{
+    CacheKeys, CachedDbStore, FileStore, MemoryStore, Record, Saved, SessionCache, SessionStore,
+};
+use sesame::codec::SessionMap;
 use sesame::{Settings, SettingsError, Signer};
+use time::OffsetDateTime;
+
+use crate::cli::StoreArgs;
 
 use crate::demo;
 
@@ -27,8 +34,13 @@ use crate::demo;
 /// | `postgres://…`, `postgresql://…` | `PostgresStore` | `postgres` |
 /// | `mysql://…`, `mariadb://…` | `MySqlStore` | `mysql` |
 /// | `file:///DIR`, `file:DIR` | `FileStore`: one file per session in `DIR` (Django's `file` engine) | always |
+/// | `redis://…`, `rediss://…` (TLS) | `RedisStore`: Django's `cache` engine on Redis | `redis` (`redis-tls` for `rediss`) |
+/// | `redis+cluster://host1:port,host2:port,…` | `RedisStore` on a Redis Cluster | `redis-cluster` |
 /// | `memory:` | `MemoryStore` | always |
 /// | `signed-cookies:` (or `signed_cookies:`) | `SignedCookieStore`: the session in the signed cookie | always |
+///
+/// With `--cache URL` (a `redis://…` or `memory:` cache), the store is the
+/// database half of Django's `cached_db` ([`CachedDbStore`]).
 ///
 /// Every scheme parses whatever features were compiled in; opening a store
 /// whose feature is missing is an error that says which feature to enable.
@@ -43,7 +55,7 @@ use crate::demo;
 /// assert_eq!(url, StoreUrl::Sqlite("data/sessions.sqlite3".into()));
 /// let url: StoreUrl = "postgres://app:hunter2@db/app".parse().unwrap();
 /// assert_eq!(url.to_string(), "postgres://app:***@db/app");
-/// assert!("redis://localhost".parse::<StoreUrl>().is_err());
+/// assert!("mongodb://localhost".parse::<StoreUrl>().is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
@@ -61,6 +73,9 @@ pub enum StoreUrl {
     /// `file:///DIR`: one file per session in a directory (Django's `file`
     /// engine with `SESSION_FILE_PATH`).
     File(PathBuf),
+    /// A Redis URL, as given: `redis://`, `rediss://`, `redis+cluster://`
+    /// or `rediss+cluster://`.
+    Redis(String),
 }
 
 /// Why a `--store` URL was rejected.
@@ -124,11 +139,15 @@ impl FromStr for StoreUrl {
             "mysql" | "mariadb" if rest.starts_with("//") => {
                 Ok(Self::MySql(format!("mysql:{rest}")))
             }
-            "postgres" | "postgresql" | "mysql" | "mariadb" => Err(InvalidStoreUrl(
+            "redis" | "rediss" | "redis+cluster" | "rediss+cluster" if rest.starts_with("//") => {
+                Ok(Self::Redis(url.into()))
+            }
+            "postgres" | "postgresql" | "mysql" | "mariadb" | "redis" | "rediss"
+            | "redis+cluster" | "rediss+cluster" => Err(InvalidStoreUrl(
                 "a server URL starts with scheme:// (e.g. postgres://user@host/db)",
             )),
             _ => Err(InvalidStoreUrl(
-                "unknown store: expected sqlite://PATH, postgres://…, postgresql://…, mysql://…, mariadb://…, file:///DIR, memory: or signed-cookies:",
+                "unknown store: expected sqlite://PATH, postgres://…, postgresql://…, mysql://…, mariadb://…, redis://…, rediss://…, redis+cluster://…, file:///DIR, memory: or signed-cookies:",
             )),
         }
     }
@@ -141,7 +160,9 @@ impl fmt::Display for StoreUrl {
             Self::SignedCookies => f.write_str("signed-cookies:"),
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
             Self::File(path) => write!(f, "file://{}", path.display()),
-            Self::Postgres(url) | Self::MySql(url) => f.write_str(&hide_password(url)),
+            Self::Postgres(url) | Self::MySql(url) | Self::Redis(url) => {
+                f.write_str(&hide_password(url))
+            }
         }
     }
 }
@@ -203,9 +224,280 @@ pub enum Store {
     SignedCookies(SignedCookieStore),
     /// `file:///DIR`.
     File(FileStore),
+    /// `redis://…`, `redis+cluster://…`.
+    #[cfg(feature = "redis")]
+    Redis(RedisStore),
+    /// Any database store with `--cache URL`: Django's `cached_db`.
+    CachedDb(CachedDbStore<Cache, Db>),
+}
+
+/// Calls `$body` with `$s` bound to the store inside any variant of `Store`.
+macro_rules! each_store {
+    ($store:expr, $s:ident => $body:expr) => {
+        match $store {
+            Store::Memory($s) => $body,
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite($s) => $body,
+            #[cfg(feature = "postgres")]
+            Store::Postgres($s) => $body,
+            #[cfg(feature = "mysql")]
+            Store::MySql($s) => $body,
+            Store::SignedCookies($s) => $body,
+            Store::File($s) => $body,
+            #[cfg(feature = "redis")]
+            Store::Redis($s) => $body,
+            Store::CachedDb($s) => $body,
+        }
+    };
+}
+
+/// Any store of the CLI is a [`SessionStore`] (for `inspect`, tests and
+/// tools that do not care which).
+impl SessionStore for Store {
+    fn key_kind(&self) -> sesame::KeyKind {
+        each_store!(self, s => s.key_kind())
+    }
+
+    async fn load(&self, key: &sesame::SessionKey) -> sesame::Result<Option<Record>> {
+        each_store!(self, s => s.load(key).await)
+    }
+
+    async fn create(&self, record: &Record) -> sesame::Result<Saved> {
+        each_store!(self, s => s.create(record).await)
+    }
+
+    async fn save(&self, key: &sesame::SessionKey, record: &Record) -> sesame::Result<Saved> {
+        each_store!(self, s => s.save(key, record).await)
+    }
+
+    async fn delete(&self, key: &sesame::SessionKey) -> sesame::Result<()> {
+        each_store!(self, s => s.delete(key).await)
+    }
+
+    async fn exists(&self, key: &sesame::SessionKey) -> sesame::Result<bool> {
+        each_store!(self, s => s.exists(key).await)
+    }
+
+    async fn touch(&self, key: &sesame::SessionKey, until: OffsetDateTime) -> sesame::Result<()> {
+        each_store!(self, s => s.touch(key, until).await)
+    }
+
+    async fn clear_expired(&self) -> sesame::Result<u64> {
+        each_store!(self, s => s.clear_expired().await)
+    }
+}
+
+/// The database half of `cached_db`: a store that keeps sessions durably.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Db {
+    /// `memory:` (for tests: not durable).
+    Memory(MemoryStore),
+    /// `sqlite://…`.
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqliteStore),
+    /// `postgres://…`.
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresStore),
+    /// `mysql://…`.
+    #[cfg(feature = "mysql")]
+    MySql(MySqlStore),
+    /// `file:///DIR`.
+    File(FileStore),
+}
+
+/// Calls `$body` with `$s` bound to the store inside any variant of `Db`.
+macro_rules! each_db {
+    ($db:expr, $s:ident => $body:expr) => {
+        match $db {
+            Db::Memory($s) => $body,
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite($s) => $body,
+            #[cfg(feature = "postgres")]
+            Db::Postgres($s) => $body,
+            #[cfg(feature = "mysql")]
+            Db::MySql($s) => $body,
+            Db::File($s) => $body,
+        }
+    };
+}
+
+impl Db {
+    /// The database half of `store`, if it can be one.
+    fn from_store(store: Store) -> anyhow::Result<Self> {
+        match store {
+            Store::Memory(s) => Ok(Self::Memory(s)),
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(s) => Ok(Self::Sqlite(s)),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => Ok(Self::Postgres(s)),
+            #[cfg(feature = "mysql")]
+            Store::MySql(s) => Ok(Self::MySql(s)),
+            Store::File(s) => Ok(Self::File(s)),
+            _ => anyhow::bail!(
+                "--cache needs a database --store (sqlite://, postgres://, mysql://, file:// \
+                 or memory:): this one cannot sit behind a cache"
+            ),
+        }
+    }
+
+    async fn migrate(&self) -> sesame::Result<()> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s.migrate().await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.migrate().await,
+            #[cfg(feature = "mysql")]
+            Self::MySql(s) => s.migrate().await,
+            Self::File(s) => s.migrate().await,
+        }
+    }
+}
+
+impl SessionStore for Db {
+    async fn load(&self, key: &sesame::SessionKey) -> sesame::Result<Option<Record>> {
+        each_db!(self, s => s.load(key).await)
+    }
+
+    async fn create(&self, record: &Record) -> sesame::Result<Saved> {
+        each_db!(self, s => s.create(record).await)
+    }
+
+    async fn save(&self, key: &sesame::SessionKey, record: &Record) -> sesame::Result<Saved> {
+        each_db!(self, s => s.save(key, record).await)
+    }
+
+    async fn delete(&self, key: &sesame::SessionKey) -> sesame::Result<()> {
+        each_db!(self, s => s.delete(key).await)
+    }
+
+    async fn exists(&self, key: &sesame::SessionKey) -> sesame::Result<bool> {
+        each_db!(self, s => s.exists(key).await)
+    }
+
+    async fn touch(&self, key: &sesame::SessionKey, until: OffsetDateTime) -> sesame::Result<()> {
+        each_db!(self, s => s.touch(key, until).await)
+    }
+
+    async fn clear_expired(&self) -> sesame::Result<u64> {
+        each_db!(self, s => s.clear_expired().await)
+    }
+}
+
+/// The cache half of `cached_db` (`--cache URL`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Cache {
+    /// `memory:`: a cache in this process (Django's `LocMemCache`).
+    Memory(MemoryStore),
+    /// `redis://…`, `redis+cluster://…`.
+    #[cfg(feature = "redis")]
+    Redis(RedisStore),
+}
+
+/// Calls `$body` with `$c` bound to the cache inside any variant of `Cache`.
+macro_rules! each_cache {
+    ($cache:expr, $c:ident => $body:expr) => {
+        match $cache {
+            Cache::Memory($c) => $body,
+            #[cfg(feature = "redis")]
+            Cache::Redis($c) => $body,
+        }
+    };
+}
+
+impl Cache {
+    /// Opens the cache `url` names, with `cached_db`'s keys.
+    ///
+    /// # Errors
+    ///
+    /// The URL does not name a cache, or the cache cannot be reached.
+    pub async fn open(url: &StoreUrl) -> anyhow::Result<Self> {
+        let keys = cache_keys_from_env(CacheKeys::cached_db())?;
+        let cache: anyhow::Result<Self> = match url {
+            StoreUrl::Memory => Ok(Self::Memory(MemoryStore::new())),
+            #[cfg(feature = "redis")]
+            StoreUrl::Redis(raw) => RedisStore::connect(raw)
+                .await
+                .map(|s| Self::Redis(s.with_keys(keys)))
+                .map_err(Into::into),
+            _ => {
+                drop(keys);
+                Err(anyhow::anyhow!(
+                    "--cache takes redis://…, redis+cluster://… or memory:"
+                ))
+            }
+        };
+        cache.with_context(|| format!("cannot open the cache {url}"))
+    }
+}
+
+impl SessionCache for Cache {
+    async fn get(&self, key: &sesame::SessionKey) -> sesame::Result<Option<Record>> {
+        each_cache!(self, c => c.get(key).await)
+    }
+
+    async fn set(
+        &self,
+        key: &sesame::SessionKey,
+        data: &SessionMap,
+        expires_at: OffsetDateTime,
+    ) -> sesame::Result<()> {
+        each_cache!(self, c => c.set(key, data, expires_at).await)
+    }
+
+    async fn remove(&self, key: &sesame::SessionKey) -> sesame::Result<()> {
+        each_cache!(self, c => c.remove(key).await)
+    }
+
+    async fn expire_at(
+        &self,
+        key: &sesame::SessionKey,
+        until: OffsetDateTime,
+    ) -> sesame::Result<()> {
+        each_cache!(self, c => c.expire_at(key, until).await)
+    }
+}
+
+/// Django's `CACHES` `KEY_PREFIX` and `VERSION` from `SESAME_CACHE_KEY_PREFIX`
+/// and `SESAME_CACHE_VERSION`, when set.
+fn cache_keys_from_env(keys: CacheKeys) -> anyhow::Result<CacheKeys> {
+    let keys = match std::env::var("SESAME_CACHE_KEY_PREFIX") {
+        Ok(prefix) => keys.with_key_prefix(prefix),
+        Err(_) => keys,
+    };
+    match std::env::var("SESAME_CACHE_VERSION") {
+        Ok(version) => {
+            let version = version
+                .trim()
+                .parse()
+                .context("SESAME_CACHE_VERSION must be an integer (Django's CACHES VERSION)")?;
+            Ok(keys.with_version(version))
+        }
+        Err(_) => Ok(keys),
+    }
 }
 
 impl Store {
+    /// Opens the store `args` name: `--store`, behind `--cache` when given.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`Cache::open`]; also a `--cache` with a
+    /// `--store` that is not a database.
+    pub async fn open_args(args: &StoreArgs, signer: Signer) -> anyhow::Result<Self> {
+        let store = Self::open(&args.store, signer).await?;
+        match &args.cache {
+            None => Ok(store),
+            Some(cache) => {
+                let db = Db::from_store(store)?;
+                let cache = Cache::open(cache).await?;
+                Ok(Self::CachedDb(CachedDbStore::new(cache, db)))
+            }
+        }
+    }
+
     /// Opens (connects to) the store `url` names. Does not create the table:
     /// see [`migrate`](Self::migrate).
     ///
@@ -221,6 +513,7 @@ impl Store {
             StoreUrl::MySql(raw) => open_mysql(raw, signer).await,
             StoreUrl::SignedCookies => Ok(Self::SignedCookies(SignedCookieStore::new(signer))),
             StoreUrl::File(dir) => Ok(Self::File(file_store(dir, signer))),
+            StoreUrl::Redis(raw) => open_redis(raw).await,
         }
         .with_context(|| format!("cannot open the session store {url}"))
     }
@@ -238,6 +531,9 @@ impl Store {
             Self::MySql(_) => demo::engine::MYSQL,
             Self::SignedCookies(_) => demo::engine::SIGNED_COOKIES,
             Self::File(_) => demo::engine::FILE,
+            #[cfg(feature = "redis")]
+            Self::Redis(_) => demo::engine::REDIS,
+            Self::CachedDb(_) => demo::engine::CACHED_DB,
         }
     }
 
@@ -266,6 +562,9 @@ impl Store {
             Self::MySql(s) => s.migrate().await,
             Self::SignedCookies(_) => Ok(()),
             Self::File(s) => s.migrate().await,
+            #[cfg(feature = "redis")]
+            Self::Redis(_) => Ok(()),
+            Self::CachedDb(s) => s.db().migrate().await,
         }
     }
 
@@ -276,17 +575,7 @@ impl Store {
     ///
     /// The store's error when the delete fails.
     pub async fn clear_expired(&self) -> sesame::Result<u64> {
-        match self {
-            Self::Memory(s) => s.clear_expired().await,
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => s.clear_expired().await,
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => s.clear_expired().await,
-            #[cfg(feature = "mysql")]
-            Self::MySql(s) => s.clear_expired().await,
-            Self::SignedCookies(s) => s.clear_expired().await,
-            Self::File(s) => s.clear_expired().await,
-        }
+        SessionStore::clear_expired(self).await
     }
 
     /// The demo app on this store.
@@ -324,6 +613,9 @@ impl Store {
                 }
                 demo::app(store, engine, settings)
             }
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => demo::app(s.clone(), engine, settings),
+            Self::CachedDb(s) => demo::app(s.clone(), engine, settings),
         }
     }
 }
@@ -393,7 +685,25 @@ async fn open_mysql(_: &str, _: Signer) -> anyhow::Result<Store> {
     missing_feature("mysql")
 }
 
-#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+#[cfg(feature = "redis")]
+async fn open_redis(url: &str) -> anyhow::Result<Store> {
+    let keys = cache_keys_from_env(CacheKeys::default())?;
+    Ok(Store::Redis(
+        RedisStore::connect(url).await?.with_keys(keys),
+    ))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn open_redis(_: &str) -> anyhow::Result<Store> {
+    missing_feature("redis")
+}
+
+#[cfg(not(all(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "redis"
+)))]
 fn missing_feature(feature: &str) -> anyhow::Result<Store> {
     anyhow::bail!(
         "this sesame was built without the `{feature}` feature; rebuild with \
@@ -454,6 +764,44 @@ mod tests {
             parse("mariadb://root@h/test"),
             Ok(StoreUrl::MySql("mysql://root@h/test".into()))
         );
+    }
+
+    #[test]
+    fn redis_urls_are_kept_whole_and_hide_their_password() {
+        for url in [
+            "redis://127.0.0.1:6379/0",
+            "rediss://cache.internal:6380",
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+            "rediss+cluster://a:1,b:2",
+        ] {
+            assert_eq!(parse(url), Ok(StoreUrl::Redis(url.into())), "{url}");
+        }
+        assert_eq!(
+            parse("redis://:hunter2@h:6379/1").unwrap().to_string(),
+            "redis://:***@h:6379/1"
+        );
+        assert!(parse("redis:h").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_cache_needs_a_database_store() {
+        let args = |store: &str, cache: &str| StoreArgs {
+            store: parse(store).unwrap(),
+            cache: Some(parse(cache).unwrap()),
+        };
+        let store = Store::open_args(&args("memory:", "memory:"), Signer::new("test"))
+            .await
+            .unwrap();
+        assert_eq!(store.engine(), demo::engine::CACHED_DB);
+        assert!(store.is_server_side());
+        let err = Store::open_args(&args("signed-cookies:", "memory:"), Signer::new("test"))
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("database --store"), "{err:#}");
+        let err = Store::open_args(&args("memory:", "file:///tmp/x"), Signer::new("test"))
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("--cache takes"), "{err:#}");
     }
 
     #[test]
@@ -524,7 +872,8 @@ mod tests {
         for bad in [
             "",
             "sesame.sqlite3",
-            "redis://h",
+            "mongodb://h",
+            "redis:h",
             "memory:x",
             "postgres:db",
             "mysql:h",

@@ -217,7 +217,7 @@ async fn unknown_store_url_is_a_usage_error() {
     let dir = TempDir::new("binary-url");
     let (status, _, stderr) = run(
         dir.path(),
-        &["migrate", "--store", "redis://127.0.0.1"],
+        &["migrate", "--store", "mongodb://127.0.0.1"],
         &[],
     )
     .await;

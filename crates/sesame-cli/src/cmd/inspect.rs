@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use serde_json::json;
-use sesame::backends::{Record, SessionStore as _};
+use sesame::backends::SessionStore as _;
 use sesame::{KeyKind, SessionKey, Settings};
 use time::format_description::well_known::Rfc3339;
 
@@ -43,12 +43,12 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
     // The SQL stores verify what they read with the Django project's keys.
     let signer = signer_from_env()?;
     let url = &args.store.store;
-    let store = match Store::open(url, signer).await? {
+    let store = match Store::open_args(&args.store, signer).await? {
         // A signed cookie's validity is measured against SESSION_COOKIE_AGE.
         Store::SignedCookies(s) => Store::SignedCookies(s.with_max_age(cookie_age_from_env()?)),
         other => other,
     };
-    let record = match load(&store, &key).await {
+    let record = match store.load(&key).await {
         Ok(Some(record)) => record,
         Ok(None) => anyhow::bail!("no live session under {}", key.redacted()),
         // Django's get_decoded() would return {} here; an operator is
@@ -85,19 +85,4 @@ fn cookie_age_from_env() -> anyhow::Result<i64> {
     })
     .map_err(|e| UsageError(e.to_string()))?;
     Ok(settings.cookie_age)
-}
-
-/// The record under `key`, if live, from whichever store `store` is.
-async fn load(store: &Store, key: &SessionKey) -> sesame::Result<Option<Record>> {
-    match store {
-        Store::Memory(s) => s.load(key).await,
-        #[cfg(feature = "sqlite")]
-        Store::Sqlite(s) => s.load(key).await,
-        #[cfg(feature = "postgres")]
-        Store::Postgres(s) => s.load(key).await,
-        #[cfg(feature = "mysql")]
-        Store::MySql(s) => s.load(key).await,
-        Store::SignedCookies(s) => s.load(key).await,
-        Store::File(s) => s.load(key).await,
-    }
 }

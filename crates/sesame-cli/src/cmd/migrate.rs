@@ -15,7 +15,7 @@ use crate::store_url::Store;
 ///
 /// The store cannot be opened or the DDL fails.
 pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.store, crate::store_url::signer_for_maintenance()).await?;
+    let store = Store::open_args(args, crate::store_url::signer_for_maintenance()).await?;
     if !store.is_server_side() {
         println!(
             "{}: nothing to migrate: sessions live in the signed cookie, not in a table",

@@ -56,7 +56,7 @@ pub async fn serve(
         settings.secret_key = Some(secret.key);
     }
     let signer = settings.signer().context("invalid settings")?;
-    let store = Store::open(url, signer).await?;
+    let store = Store::open_args(&args.store, signer).await?;
     if store.is_server_side() {
         store
             .migrate()
