@@ -7,6 +7,7 @@
 //! | `PostgresStore` | `db` on PostgreSQL | `postgres` |
 //! | `MySqlStore` | `db` on MySQL / MariaDB | `mysql` |
 //! | [`FileStore`] | `file` | always |
+//! | `MemcachedStore` | `cache` on `PyMemcacheCache` | `memcached` |
 //! | [`SignedCookieStore`] | `signed_cookies` | always |
 
 mod base;
@@ -20,6 +21,9 @@ mod signed_cookies;
 pub(crate) use base::DynStore;
 pub use base::{CREATE_ATTEMPTS, Record, Saved, SessionStore, Version, create_unique};
 pub use cache::CacheKeys;
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+pub use cache::memcached::{InvalidCacheKey, MemcachedStore};
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use db::MySqlStore;

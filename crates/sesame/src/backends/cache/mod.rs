@@ -7,13 +7,15 @@
 //! [`encode`] and [`decode`] are the value format.
 
 // The helpers serve the cache stores, each behind its own feature.
-// (Unconditional until the stores land.)
-#![allow(dead_code)]
+#![cfg_attr(not(any(feature = "redis", feature = "memcached")), allow(dead_code))]
 
 use sesame_codec::{CACHE_KEY_PREFIX, CACHED_DB_KEY_PREFIX, SessionMap};
 use time::OffsetDateTime;
 
 use crate::{Result, SessionKey};
+
+#[cfg(feature = "memcached")]
+pub(crate) mod memcached;
 
 /// How a cache store names its entries: Django's `KEY_PREFIX`, `VERSION`
 /// and the engine's prefix.
