@@ -53,6 +53,8 @@ pub mod engine {
     pub const SIGNED_COOKIES: &str = "sesame.backends.SignedCookieStore";
     /// `file:///…`.
     pub const FILE: &str = "sesame.backends.FileStore";
+    /// `memcached://…`.
+    pub const MEMCACHED: &str = "sesame.backends.MemcachedStore";
 }
 
 #[derive(Debug, Clone, Copy)]

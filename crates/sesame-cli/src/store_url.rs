@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use anyhow::Context as _;
 use axum::Router;
+#[cfg(feature = "memcached")]
+use sesame::backends::MemcachedStore;
 #[cfg(feature = "mysql")]
 use sesame::backends::MySqlStore;
 #[cfg(feature = "postgres")]
@@ -29,6 +31,7 @@ use crate::demo;
 /// | `file:///DIR`, `file:DIR` | `FileStore`: one file per session in `DIR` (Django's `file` engine) | always |
 /// | `memory:` | `MemoryStore` | always |
 /// | `signed-cookies:` (or `signed_cookies:`) | `SignedCookieStore`: the session in the signed cookie | always |
+/// | `memcached://HOST[:PORT]` (port 11211 by default) | `MemcachedStore` (Django's `cache` engine on `PyMemcacheCache`) | `memcached` |
 ///
 /// Every scheme parses whatever features were compiled in; opening a store
 /// whose feature is missing is an error that says which feature to enable.
@@ -61,6 +64,8 @@ pub enum StoreUrl {
     /// `file:///DIR`: one file per session in a directory (Django's `file`
     /// engine with `SESSION_FILE_PATH`).
     File(PathBuf),
+    /// `memcached://HOST[:PORT]`: Django's `cache` engine on memcached, as given.
+    Memcached(String),
 }
 
 /// Why a `--store` URL was rejected.
@@ -124,11 +129,19 @@ impl FromStr for StoreUrl {
             "mysql" | "mariadb" if rest.starts_with("//") => {
                 Ok(Self::MySql(format!("mysql:{rest}")))
             }
+            "memcached" => match rest.strip_prefix("//") {
+                Some(host) if !host.is_empty() && !host.starts_with([':', '/']) => {
+                    Ok(Self::Memcached(url.into()))
+                }
+                _ => Err(InvalidStoreUrl(
+                    "a memcached URL names a server: memcached://HOST[:PORT] (e.g. memcached://127.0.0.1:11211)",
+                )),
+            },
             "postgres" | "postgresql" | "mysql" | "mariadb" => Err(InvalidStoreUrl(
                 "a server URL starts with scheme:// (e.g. postgres://user@host/db)",
             )),
             _ => Err(InvalidStoreUrl(
-                "unknown store: expected sqlite://PATH, postgres://…, postgresql://…, mysql://…, mariadb://…, file:///DIR, memory: or signed-cookies:",
+                "unknown store: expected sqlite://PATH, postgres://…, postgresql://…, mysql://…, mariadb://…, memcached://HOST, file:///DIR, memory: or signed-cookies:",
             )),
         }
     }
@@ -141,7 +154,9 @@ impl fmt::Display for StoreUrl {
             Self::SignedCookies => f.write_str("signed-cookies:"),
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
             Self::File(path) => write!(f, "file://{}", path.display()),
-            Self::Postgres(url) | Self::MySql(url) => f.write_str(&hide_password(url)),
+            Self::Postgres(url) | Self::MySql(url) | Self::Memcached(url) => {
+                f.write_str(&hide_password(url))
+            }
         }
     }
 }
@@ -203,6 +218,9 @@ pub enum Store {
     SignedCookies(SignedCookieStore),
     /// `file:///DIR`.
     File(FileStore),
+    /// `memcached://…`.
+    #[cfg(feature = "memcached")]
+    Memcached(MemcachedStore),
 }
 
 impl Store {
@@ -221,6 +239,7 @@ impl Store {
             StoreUrl::MySql(raw) => open_mysql(raw, signer).await,
             StoreUrl::SignedCookies => Ok(Self::SignedCookies(SignedCookieStore::new(signer))),
             StoreUrl::File(dir) => Ok(Self::File(file_store(dir, signer))),
+            StoreUrl::Memcached(raw) => open_memcached(raw).await,
         }
         .with_context(|| format!("cannot open the session store {url}"))
     }
@@ -238,6 +257,8 @@ impl Store {
             Self::MySql(_) => demo::engine::MYSQL,
             Self::SignedCookies(_) => demo::engine::SIGNED_COOKIES,
             Self::File(_) => demo::engine::FILE,
+            #[cfg(feature = "memcached")]
+            Self::Memcached(_) => demo::engine::MEMCACHED,
         }
     }
 
@@ -266,6 +287,9 @@ impl Store {
             Self::MySql(s) => s.migrate().await,
             Self::SignedCookies(_) => Ok(()),
             Self::File(s) => s.migrate().await,
+            // memcached has no schema.
+            #[cfg(feature = "memcached")]
+            Self::Memcached(_) => Ok(()),
         }
     }
 
@@ -286,6 +310,8 @@ impl Store {
             Self::MySql(s) => s.clear_expired().await,
             Self::SignedCookies(s) => s.clear_expired().await,
             Self::File(s) => s.clear_expired().await,
+            #[cfg(feature = "memcached")]
+            Self::Memcached(s) => s.clear_expired().await,
         }
     }
 
@@ -324,6 +350,8 @@ impl Store {
                 }
                 demo::app(store, engine, settings)
             }
+            #[cfg(feature = "memcached")]
+            Self::Memcached(s) => demo::app(s.clone(), engine, settings),
         }
     }
 }
@@ -393,7 +421,22 @@ async fn open_mysql(_: &str, _: Signer) -> anyhow::Result<Store> {
     missing_feature("mysql")
 }
 
-#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+#[cfg(feature = "memcached")]
+async fn open_memcached(url: &str) -> anyhow::Result<Store> {
+    Ok(Store::Memcached(MemcachedStore::connect(url).await?))
+}
+
+#[cfg(not(feature = "memcached"))]
+async fn open_memcached(_: &str) -> anyhow::Result<Store> {
+    missing_feature("memcached")
+}
+
+#[cfg(not(all(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "memcached"
+)))]
 fn missing_feature(feature: &str) -> anyhow::Result<Store> {
     anyhow::bail!(
         "this sesame was built without the `{feature}` feature; rebuild with \
@@ -454,6 +497,29 @@ mod tests {
             parse("mariadb://root@h/test"),
             Ok(StoreUrl::MySql("mysql://root@h/test".into()))
         );
+    }
+
+    #[test]
+    fn memcached_urls_name_a_server() {
+        for url in [
+            "memcached://127.0.0.1:11211",
+            "memcached://cache",
+            "MEMCACHED://[::1]:11211",
+        ] {
+            assert_eq!(parse(url), Ok(StoreUrl::Memcached(url.into())), "{url}");
+        }
+        assert_eq!(
+            parse("memcached://cache:11211").unwrap().to_string(),
+            "memcached://cache:11211"
+        );
+        for bad in [
+            "memcached:",
+            "memcached:cache",
+            "memcached://",
+            "memcached://:1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -573,6 +639,16 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(format!("{err:#}").contains("`postgres` feature"), "{err:#}");
+        }
+        #[cfg(not(feature = "memcached"))]
+        {
+            let err = Store::open(&parse("memcached://h").unwrap(), Signer::new("test"))
+                .await
+                .unwrap_err();
+            assert!(
+                format!("{err:#}").contains("`memcached` feature"),
+                "{err:#}"
+            );
         }
         let store = Store::open(&StoreUrl::Memory, Signer::new("test"))
             .await

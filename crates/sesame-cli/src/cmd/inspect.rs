@@ -99,5 +99,7 @@ async fn load(store: &Store, key: &SessionKey) -> sesame::Result<Option<Record>>
         Store::MySql(s) => s.load(key).await,
         Store::SignedCookies(s) => s.load(key).await,
         Store::File(s) => s.load(key).await,
+        #[cfg(feature = "memcached")]
+        Store::Memcached(s) => s.load(key).await,
     }
 }
