@@ -57,6 +57,8 @@ pub mod engine {
     pub const REDIS: &str = "sesame.backends.RedisStore";
     /// `--cache URL` with a database `--store`.
     pub const CACHED_DB: &str = "sesame.backends.CachedDbStore";
+    /// `memcached://…`.
+    pub const MEMCACHED: &str = "sesame.backends.MemcachedStore";
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use anyhow::Context as _;
 use axum::Router;
+#[cfg(feature = "memcached")]
+use sesame::backends::MemcachedStore;
 #[cfg(feature = "mysql")]
 use sesame::backends::MySqlStore;
 #[cfg(feature = "postgres")]
@@ -38,6 +40,7 @@ use crate::demo;
 /// | `redis+cluster://host1:port,host2:port,…` | `RedisStore` on a Redis Cluster | `redis-cluster` |
 /// | `memory:` | `MemoryStore` | always |
 /// | `signed-cookies:` (or `signed_cookies:`) | `SignedCookieStore`: the session in the signed cookie | always |
+/// | `memcached://HOST[:PORT]` (port 11211 by default) | `MemcachedStore` (Django's `cache` engine on `PyMemcacheCache`) | `memcached` |
 ///
 /// With `--cache URL` (a `redis://…` or `memory:` cache), the store is the
 /// database half of Django's `cached_db` ([`CachedDbStore`]).
@@ -76,6 +79,8 @@ pub enum StoreUrl {
     /// A Redis URL, as given: `redis://`, `rediss://`, `redis+cluster://`
     /// or `rediss+cluster://`.
     Redis(String),
+    /// `memcached://HOST[:PORT]`: Django's `cache` engine on memcached, as given.
+    Memcached(String),
 }
 
 /// Why a `--store` URL was rejected.
@@ -142,12 +147,20 @@ impl FromStr for StoreUrl {
             "redis" | "rediss" | "redis+cluster" | "rediss+cluster" if rest.starts_with("//") => {
                 Ok(Self::Redis(url.into()))
             }
+            "memcached" => match rest.strip_prefix("//") {
+                Some(host) if !host.is_empty() && !host.starts_with([':', '/']) => {
+                    Ok(Self::Memcached(url.into()))
+                }
+                _ => Err(InvalidStoreUrl(
+                    "a memcached URL names a server: memcached://HOST[:PORT] (e.g. memcached://127.0.0.1:11211)",
+                )),
+            },
             "postgres" | "postgresql" | "mysql" | "mariadb" | "redis" | "rediss"
             | "redis+cluster" | "rediss+cluster" => Err(InvalidStoreUrl(
                 "a server URL starts with scheme:// (e.g. postgres://user@host/db)",
             )),
             _ => Err(InvalidStoreUrl(
-                "unknown store: expected sqlite://PATH, postgres://…, postgresql://…, mysql://…, mariadb://…, redis://…, rediss://…, redis+cluster://…, file:///DIR, memory: or signed-cookies:",
+                "unknown store: expected sqlite://PATH, postgres://…, postgresql://…, mysql://…, mariadb://…, redis://…, rediss://…, redis+cluster://…, memcached://HOST, file:///DIR, memory: or signed-cookies:",
             )),
         }
     }
@@ -160,7 +173,7 @@ impl fmt::Display for StoreUrl {
             Self::SignedCookies => f.write_str("signed-cookies:"),
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
             Self::File(path) => write!(f, "file://{}", path.display()),
-            Self::Postgres(url) | Self::MySql(url) | Self::Redis(url) => {
+            Self::Postgres(url) | Self::MySql(url) | Self::Redis(url) | Self::Memcached(url) => {
                 f.write_str(&hide_password(url))
             }
         }
@@ -229,6 +242,9 @@ pub enum Store {
     Redis(RedisStore),
     /// Any database store with `--cache URL`: Django's `cached_db`.
     CachedDb(CachedDbStore<Cache, Db>),
+    /// `memcached://…`.
+    #[cfg(feature = "memcached")]
+    Memcached(MemcachedStore),
 }
 
 /// Calls `$body` with `$s` bound to the store inside any variant of `Store`.
@@ -247,6 +263,8 @@ macro_rules! each_store {
             #[cfg(feature = "redis")]
             Store::Redis($s) => $body,
             Store::CachedDb($s) => $body,
+            #[cfg(feature = "memcached")]
+            Store::Memcached($s) => $body,
         }
     };
 }
@@ -394,6 +412,9 @@ pub enum Cache {
     /// `redis://…`, `redis+cluster://…`.
     #[cfg(feature = "redis")]
     Redis(RedisStore),
+    /// `memcached://…`.
+    #[cfg(feature = "memcached")]
+    Memcached(MemcachedStore),
 }
 
 /// Calls `$body` with `$c` bound to the cache inside any variant of `Cache`.
@@ -403,6 +424,8 @@ macro_rules! each_cache {
             Cache::Memory($c) => $body,
             #[cfg(feature = "redis")]
             Cache::Redis($c) => $body,
+            #[cfg(feature = "memcached")]
+            Cache::Memcached($c) => $body,
         }
     };
 }
@@ -422,10 +445,15 @@ impl Cache {
                 .await
                 .map(|s| Self::Redis(s.with_keys(keys)))
                 .map_err(Into::into),
+            #[cfg(feature = "memcached")]
+            StoreUrl::Memcached(raw) => MemcachedStore::connect(raw)
+                .await
+                .map(|s| Self::Memcached(s.with_keys(keys)))
+                .map_err(Into::into),
             _ => {
                 drop(keys);
                 Err(anyhow::anyhow!(
-                    "--cache takes redis://…, redis+cluster://… or memory:"
+                    "--cache takes redis://…, redis+cluster://…, memcached://… or memory:"
                 ))
             }
         };
@@ -514,6 +542,7 @@ impl Store {
             StoreUrl::SignedCookies => Ok(Self::SignedCookies(SignedCookieStore::new(signer))),
             StoreUrl::File(dir) => Ok(Self::File(file_store(dir, signer))),
             StoreUrl::Redis(raw) => open_redis(raw).await,
+            StoreUrl::Memcached(raw) => open_memcached(raw).await,
         }
         .with_context(|| format!("cannot open the session store {url}"))
     }
@@ -534,6 +563,8 @@ impl Store {
             #[cfg(feature = "redis")]
             Self::Redis(_) => demo::engine::REDIS,
             Self::CachedDb(_) => demo::engine::CACHED_DB,
+            #[cfg(feature = "memcached")]
+            Self::Memcached(_) => demo::engine::MEMCACHED,
         }
     }
 
@@ -565,6 +596,9 @@ impl Store {
             #[cfg(feature = "redis")]
             Self::Redis(_) => Ok(()),
             Self::CachedDb(s) => s.db().migrate().await,
+            // memcached has no schema.
+            #[cfg(feature = "memcached")]
+            Self::Memcached(_) => Ok(()),
         }
     }
 
@@ -616,6 +650,8 @@ impl Store {
             #[cfg(feature = "redis")]
             Self::Redis(s) => demo::app(s.clone(), engine, settings),
             Self::CachedDb(s) => demo::app(s.clone(), engine, settings),
+            #[cfg(feature = "memcached")]
+            Self::Memcached(s) => demo::app(s.clone(), engine, settings),
         }
     }
 }
@@ -698,11 +734,25 @@ async fn open_redis(_: &str) -> anyhow::Result<Store> {
     missing_feature("redis")
 }
 
+#[cfg(feature = "memcached")]
+async fn open_memcached(url: &str) -> anyhow::Result<Store> {
+    let keys = cache_keys_from_env(CacheKeys::default())?;
+    Ok(Store::Memcached(
+        MemcachedStore::connect(url).await?.with_keys(keys),
+    ))
+}
+
+#[cfg(not(feature = "memcached"))]
+async fn open_memcached(_: &str) -> anyhow::Result<Store> {
+    missing_feature("memcached")
+}
+
 #[cfg(not(all(
     feature = "sqlite",
     feature = "postgres",
     feature = "mysql",
-    feature = "redis"
+    feature = "redis",
+    feature = "memcached"
 )))]
 fn missing_feature(feature: &str) -> anyhow::Result<Store> {
     anyhow::bail!(
@@ -802,6 +852,29 @@ mod tests {
             .await
             .unwrap_err();
         assert!(format!("{err:#}").contains("--cache takes"), "{err:#}");
+    }
+
+    #[test]
+    fn memcached_urls_name_a_server() {
+        for url in [
+            "memcached://127.0.0.1:11211",
+            "memcached://cache",
+            "MEMCACHED://[::1]:11211",
+        ] {
+            assert_eq!(parse(url), Ok(StoreUrl::Memcached(url.into())), "{url}");
+        }
+        assert_eq!(
+            parse("memcached://cache:11211").unwrap().to_string(),
+            "memcached://cache:11211"
+        );
+        for bad in [
+            "memcached:",
+            "memcached:cache",
+            "memcached://",
+            "memcached://:1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -922,6 +995,16 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(format!("{err:#}").contains("`postgres` feature"), "{err:#}");
+        }
+        #[cfg(not(feature = "memcached"))]
+        {
+            let err = Store::open(&parse("memcached://h").unwrap(), Signer::new("test"))
+                .await
+                .unwrap_err();
+            assert!(
+                format!("{err:#}").contains("`memcached` feature"),
+                "{err:#}"
+            );
         }
         let store = Store::open(&StoreUrl::Memory, Signer::new("test"))
             .await

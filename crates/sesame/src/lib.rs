@@ -77,6 +77,7 @@
 //! | `sqlite` | yes | [`SqliteStore`], on a bundled SQLite through rusqlite |
 //! | `postgres` | no | [`PostgresStore`], through sqlx |
 //! | `mysql` | no | [`MySqlStore`], for MySQL and MariaDB, through sqlx |
+//! | `memcached` | no | [`MemcachedStore`], with its own small client on tokio |
 //! | `full` | no | all of the above (for CI and docs) |
 //!
 //! [`SessionManagerLayer`], [`Session`], [`MemoryStore`](backends::MemoryStore)
@@ -92,8 +93,9 @@
 //! | [`MySqlStore`] | `django.contrib.sessions.backends.db` on MySQL / MariaDB | `mysql` |
 //! | [`SignedCookieStore`](backends::SignedCookieStore) | `django.contrib.sessions.backends.signed_cookies` | always |
 //! | [`FileStore`](backends::FileStore) | `django.contrib.sessions.backends.file` | always |
+//! | [`MemcachedStore`] | `django.contrib.sessions.backends.cache` on `PyMemcacheCache` | `memcached` |
 //!
-//! Django's `cache` and `cached_db` engines have no store yet. Any
+//! Django's `cache` engine on Redis and its `cached_db` engine have no store yet. Any
 //! type implementing [`SessionStore`](backends::SessionStore) is a store: see
 //! [the stores guide](docs::stores).
 //!
@@ -130,6 +132,11 @@
 #![cfg_attr(not(feature = "postgres"), doc = "[`PostgresStore`]: backends")]
 #![cfg_attr(feature = "mysql", doc = "[`MySqlStore`]: backends::MySqlStore")]
 #![cfg_attr(not(feature = "mysql"), doc = "[`MySqlStore`]: backends")]
+#![cfg_attr(
+    feature = "memcached",
+    doc = "[`MemcachedStore`]: backends::MemcachedStore"
+)]
+#![cfg_attr(not(feature = "memcached"), doc = "[`MemcachedStore`]: backends")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;

@@ -232,4 +232,31 @@ mod cached_db {
         sesame_conformance::store_suite!(store(), CAPS);
         sesame_conformance::http_suite!(store(), CAPS);
     }
+
+    /// Memcached in front of SQLite (`SESAME_TEST_MEMCACHED_URL`).
+    #[cfg(all(feature = "memcached", feature = "sqlite"))]
+    mod memcached_sqlite {
+        use super::*;
+
+        async fn store()
+        -> Option<CachedDbStore<sesame::backends::MemcachedStore, sesame::backends::SqliteStore>>
+        {
+            let url = sesame_conformance::env_url("MEMCACHED")?;
+            let cache = sesame::backends::MemcachedStore::connect(&url)
+                .await
+                .expect("connect to memcached")
+                .with_keys(sesame::backends::CacheKeys::cached_db());
+            let db = crate::sql_support::sqlite::store().await?;
+            Some(CachedDbStore::new(cache, db))
+        }
+
+        /// Memcached keeps expiry in whole seconds.
+        const CAPS: Caps = Caps {
+            expiry_resolution: time::Duration::seconds(1),
+            ..Caps::DEFAULT
+        };
+
+        sesame_conformance::store_suite!(store(), CAPS);
+        sesame_conformance::http_suite!(store(), CAPS);
+    }
 }

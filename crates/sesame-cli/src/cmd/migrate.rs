@@ -23,6 +23,14 @@ pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    #[cfg(feature = "memcached")]
+    if matches!(store, Store::Memcached(_)) {
+        println!(
+            "{}: nothing to migrate: memcached keeps no schema (and the server answers)",
+            args.store
+        );
+        return Ok(());
+    }
     store
         .migrate()
         .await

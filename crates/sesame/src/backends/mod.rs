@@ -9,6 +9,7 @@
 //! | `RedisStore` | `cache` on `RedisCache` (standalone or Cluster) | `redis`, `redis-cluster`, `redis-tls` |
 //! | [`CachedDbStore`] | `cached_db`: any [`SessionCache`] in front of any store | always |
 //! | [`FileStore`] | `file` | always |
+//! | `MemcachedStore` | `cache` on `PyMemcacheCache` | `memcached` |
 //! | [`SignedCookieStore`] | `signed_cookies` | always |
 
 mod base;
@@ -23,6 +24,9 @@ mod signed_cookies;
 pub(crate) use base::DynStore;
 pub use base::{CREATE_ATTEMPTS, Record, Saved, SessionStore, Version, create_unique};
 pub use cache::CacheKeys;
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+pub use cache::memcached::{InvalidCacheKey, MemcachedStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use cache::redis::{DEFAULT_REDIS_TIMEOUT, RedisStore};

@@ -14,6 +14,8 @@ use time::OffsetDateTime;
 
 use crate::{Result, SessionKey};
 
+#[cfg(feature = "memcached")]
+pub(crate) mod memcached;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
