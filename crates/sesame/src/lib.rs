@@ -153,7 +153,7 @@ pub use middleware::{SessionManager, SessionManagerLayer};
 pub use sesame_codec as codec;
 pub use sesame_codec::Signer;
 pub use session::{ConflictPolicy, Session};
-pub use settings::{SameSite, Settings, SettingsError};
+pub use settings::{OutagePolicy, SameSite, Settings, SettingsError};
 
 /// Entry points for the fuzz targets in the repository's `fuzz/` folder.
 ///
