@@ -85,10 +85,13 @@ pub struct ServeArgs {
     /// The address to listen on (host:port).
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
     pub addr: String,
-    /// What requests get while the store is down or slower than
-    /// SESAME_STORE_TIMEOUT: fail-closed (503 + Retry-After) or fail-open (an
-    /// empty, unsaved session and no Set-Cookie). Overrides SESAME_OUTAGE_POLICY.
-    #[arg(long, value_name = "POLICY", value_parser = clap::value_parser!(sesame::OutagePolicy))]
+    /// The outage policy (see [`sesame::OutagePolicy`]); overrides `SESAME_OUTAGE_POLICY`.
+    #[arg(
+        long,
+        value_name = "POLICY",
+        value_parser = clap::value_parser!(sesame::OutagePolicy),
+        help = "What requests get while the store is down or slower than SESAME_STORE_TIMEOUT:                 fail-closed (503 + Retry-After, the default) or fail-open (an empty, unsaved                 session and no Set-Cookie). Overrides SESAME_OUTAGE_POLICY"
+    )]
     pub outage_policy: Option<sesame::OutagePolicy>,
     /// Where sessions are kept.
     #[command(flatten)]

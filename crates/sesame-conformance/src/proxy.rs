@@ -240,13 +240,10 @@ impl ToggleProxy {
         };
         let handle = tokio::spawn(async move {
             loop {
-                let client = match listener.accept().await {
-                    Ok((client, _)) => client,
-                    Err(_) => {
-                        // Out of file descriptors, say: do not spin.
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    }
+                let Ok((client, _)) = listener.accept().await else {
+                    // Out of file descriptors, say: do not spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
                 };
                 accepted.fetch_add(1, Ordering::Relaxed);
                 let conn = tokio::spawn(forward(client, upstream.clone()));

@@ -71,15 +71,15 @@ async fn get_counter(app: &Router, cookie: Option<&str>) -> (StatusCode, Option<
     }
     let res = app
         .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
+        .oneshot(req.body(Body::empty()).expect("a request"))
         .await
-        .unwrap();
+        .expect("infallible");
     let status = res.status();
     let set = res
         .headers()
         .get(SET_COOKIE)
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-    let body = res.into_body().collect().await.unwrap().to_bytes();
+        .and_then(|v| v.to_str().ok()?.split(';').next().map(str::to_owned));
+    let body = res.into_body().collect().await.expect("a body").to_bytes();
     (status, set, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -119,7 +119,7 @@ async fn outage_scenario<S: SessionStore + Clone>(
                     Ok((status, _, body)) => (Some(status), body),
                     Err(_) => (None, String::new()),
                 };
-                samples.lock().unwrap().push(Sample {
+                samples.lock().expect("not poisoned").push(Sample {
                     started,
                     latency,
                     status,
@@ -137,9 +137,9 @@ async fn outage_scenario<S: SessionStore + Clone>(
     proxy.start().await.expect("the proxy listens again");
     let up = t0.elapsed();
     for client in clients {
-        client.await.unwrap();
+        client.await.expect("a client does not panic");
     }
-    let samples = samples.lock().unwrap().clone();
+    let samples = samples.lock().expect("not poisoned").clone();
 
     // ---- figures ----
     let hung = samples.iter().filter(|s| s.status.is_none()).count();

@@ -50,7 +50,8 @@ impl Bits {
         self.acc |= value << self.n;
         self.n += len;
         while self.n >= 8 {
-            self.out.push(self.acc as u8);
+            self.out
+                .push(u8::try_from(self.acc & 0xff).expect("masked to a byte"));
             self.acc >>= 8;
             self.n -= 8;
         }
@@ -70,7 +71,8 @@ impl Bits {
 
     fn finish(mut self) -> Vec<u8> {
         if self.n > 0 {
-            self.out.push(self.acc as u8);
+            self.out
+                .push(u8::try_from(self.acc & 0xff).expect("masked to a byte"));
         }
         self.out
     }
@@ -120,7 +122,11 @@ fn bomb(prefix: &[u8], fill: u8, len: u64, suffix: &[u8]) -> Vec<u8> {
     for &c in suffix {
         add(c, 1);
     }
-    out.extend_from_slice(&(((b << 16) | a) as u32).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from((b << 16) | a)
+            .expect("Adler-32 is 32 bits")
+            .to_be_bytes(),
+    );
     out
 }
 
@@ -181,7 +187,7 @@ struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl io::Write for Logs {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -202,7 +208,7 @@ impl Logs {
     }
 
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
     }
 }
 
@@ -221,18 +227,21 @@ fn app<S: SessionStore>(store: S, settings: Settings) -> Router {
 
 async fn send(app: &Router, cookie: &[u8]) -> (StatusCode, Vec<String>, String) {
     let req = Request::get("/read")
-        .header(COOKIE, HeaderValue::from_bytes(cookie).unwrap())
+        .header(
+            COOKIE,
+            HeaderValue::from_bytes(cookie).expect("a valid header"),
+        )
         .body(Body::empty())
-        .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
+        .expect("a request");
+    let res = app.clone().oneshot(req).await.expect("infallible");
     let status = res.status();
     let cookies = res
         .headers()
         .get_all(SET_COOKIE)
         .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
+        .map(|v| v.to_str().expect("ASCII").to_owned())
         .collect();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let body = res.into_body().collect().await.expect("a body").to_bytes();
     (status, cookies, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -243,7 +252,7 @@ async fn stored_bomb_is_an_empty_session(
     key: &SessionKey,
     logs: &Logs,
 ) {
-    let err = store.load(key).await.unwrap_err();
+    let err = store.load(key).await.expect_err("a bomb does not load");
     assert!(
         matches!(
             err,
@@ -367,7 +376,7 @@ async fn a_zip_bomb_in_a_signed_cookie_never_inflates_past_its_bound() {
 
 /// Sends a raw HTTP/1.1 request and returns the status code of the answer.
 async fn raw_status(addr: std::net::SocketAddr, request: &[u8]) -> u16 {
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
     // The server may answer and close before reading everything: a write
     // error then is part of the outcome, not a failure.
     let _ = conn.write_all(request).await;
@@ -392,8 +401,10 @@ async fn serve(
     std::net::SocketAddr,
     tokio::task::JoinHandle<io::Result<()>>,
 ) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("an address");
     (
         addr,
         tokio::spawn(async move { axum::serve(listener, app).await }),
