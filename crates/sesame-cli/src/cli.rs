@@ -85,6 +85,14 @@ pub struct ServeArgs {
     /// The address to listen on (host:port).
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
     pub addr: String,
+    /// The outage policy (see [`sesame::OutagePolicy`]); overrides `SESAME_OUTAGE_POLICY`.
+    #[arg(
+        long,
+        value_name = "POLICY",
+        value_parser = clap::value_parser!(sesame::OutagePolicy),
+        help = "What requests get while the store is down or slower than SESAME_STORE_TIMEOUT:                 fail-closed (503 + Retry-After, the default) or fail-open (an empty, unsaved                 session and no Set-Cookie). Overrides SESAME_OUTAGE_POLICY"
+    )]
+    pub outage_policy: Option<sesame::OutagePolicy>,
     /// Where sessions are kept.
     #[command(flatten)]
     pub store: StoreArgs,
@@ -222,10 +230,26 @@ mod tests {
             panic!("expected serve");
         };
         assert_eq!(args.addr, "127.0.0.1:8000");
+        assert_eq!(args.outage_policy, None);
         // SESAME_STORE may be set in the environment running the tests.
         if std::env::var_os("SESAME_STORE").is_none() {
             assert_eq!(args.store.store, DEFAULT_STORE.parse().unwrap());
         }
+    }
+
+    #[test]
+    fn outage_policy_is_fail_closed_or_fail_open() {
+        for (given, policy) in [
+            ("fail-open", sesame::OutagePolicy::FailOpen),
+            ("fail-closed", sesame::OutagePolicy::FailClosed),
+        ] {
+            let cli = Cli::try_parse_from(["sesame", "serve", "--outage-policy", given]).unwrap();
+            let Command::Serve(args) = cli.command else {
+                panic!("expected serve");
+            };
+            assert_eq!(args.outage_policy, Some(policy));
+        }
+        assert!(Cli::try_parse_from(["sesame", "serve", "--outage-policy", "maybe"]).is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Test doubles: a store that is down, one that counts calls, one that is slow.
+//! Test doubles: a store that is down, one that counts calls, one that is
+//! slow, one that can be switched off and on.
 //!
 //! Plain types implementing `SessionStore`, no mocking framework: a test
 //! states what it needs by picking a double, and a double that forwards
@@ -6,7 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sesame::backends::{Record, Saved, SessionStore};
@@ -354,6 +355,114 @@ impl<S: SessionStore> SessionStore for SlowStore<S> {
 
     async fn clear_expired(&self) -> Result<u64> {
         self.wait().await;
+        self.inner.clear_expired().await
+    }
+}
+
+/// Wraps a store that can be switched off and on: while stopped, every call
+/// fails as [`FailingStore`]'s do (`Error::Backend(Outage)`); once started
+/// again, calls reach the wrapped store, whose records are intact.
+///
+/// Use it to take the store under test down in the middle of a scenario
+/// (after a session was saved, or between a handler's load and the save).
+/// For a real network outage, see [`ToggleProxy`](crate::ToggleProxy).
+/// Clones share the switch.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use sesame::SessionKey;
+/// use sesame::backends::{MemoryStore, SessionStore};
+/// use sesame_conformance::ToggleStore;
+///
+/// let store = ToggleStore::new(MemoryStore::new());
+/// store.stop();
+/// assert!(store.load(&SessionKey::generate()).await.unwrap_err().is_outage());
+/// store.start();
+/// assert!(store.load(&SessionKey::generate()).await.unwrap().is_none());
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ToggleStore<S> {
+    inner: S,
+    down: Arc<AtomicBool>,
+}
+
+impl<S> ToggleStore<S> {
+    /// Wraps `inner`, started.
+    #[must_use]
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            down: Arc::default(),
+        }
+    }
+
+    /// Makes every call fail from now on (this store and its clones).
+    pub fn stop(&self) {
+        self.down.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets calls through to the wrapped store again.
+    pub fn start(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether calls fail now.
+    #[must_use]
+    pub fn is_stopped(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// The wrapped store, reachable whatever the switch says.
+    #[must_use]
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.is_stopped() { outage() } else { Ok(()) }
+    }
+}
+
+impl<S: SessionStore> SessionStore for ToggleStore<S> {
+    fn key_kind(&self) -> KeyKind {
+        self.inner.key_kind()
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
+        self.check()?;
+        self.inner.load(key).await
+    }
+
+    async fn create(&self, record: &Record) -> Result<Saved> {
+        self.check()?;
+        self.inner.create(record).await
+    }
+
+    async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
+        self.check()?;
+        self.inner.save(key, record).await
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<()> {
+        self.check()?;
+        self.inner.delete(key).await
+    }
+
+    async fn exists(&self, key: &SessionKey) -> Result<bool> {
+        self.check()?;
+        self.inner.exists(key).await
+    }
+
+    async fn touch(&self, key: &SessionKey, until: OffsetDateTime) -> Result<()> {
+        self.check()?;
+        self.inner.touch(key, until).await
+    }
+
+    async fn clear_expired(&self) -> Result<u64> {
+        self.check()?;
         self.inner.clear_expired().await
     }
 }

@@ -49,6 +49,13 @@ macro_rules! http_suite {
             store_outage_does_not_affect_routes_without_session
             slow_store_times_out_as_503
             error_responses_never_contain_the_key
+            fail_open_outage_runs_the_handler_with_an_empty_session
+            fail_open_slow_store_answers_within_the_timeout
+            outage_keeps_the_users_cookie_and_session_under_both_policies
+            outage_at_save_drops_the_changes_under_fail_open
+            oversized_cookie_header_is_431_without_a_lookup
+            thousand_cookies_cost_at_most_two_lookups
+            oversized_session_is_413_and_saves_nothing
         }
     };
 }
@@ -91,10 +98,12 @@ pub mod cases {
     use http::{HeaderMap, HeaderValue, Request, StatusCode};
     use http_body_util::BodyExt;
     use sesame::backends::SessionStore;
-    use sesame::{KeyKind, SameSite, Session, SessionKey, SessionManagerLayer, Settings};
+    use sesame::{
+        KeyKind, OutagePolicy, SameSite, Session, SessionKey, SessionManagerLayer, Settings,
+    };
     use tower::ServiceExt;
 
-    use crate::{Caps, CountingStore, FailingStore, SlowStore};
+    use crate::{Caps, CountingStore, FailingStore, SlowStore, ToggleStore};
 
     // ---- the app under test ------------------------------------------------
 
@@ -131,6 +140,12 @@ pub mod cases {
                 "/expiry/{seconds}",
                 get(|s: Session, Path(seconds): Path<i64>| async move {
                     s.set_expiry(seconds).await.map(|()| "ok")
+                }),
+            )
+            .route(
+                "/big/{bytes}",
+                get(|s: Session, Path(bytes): Path<usize>| async move {
+                    s.insert("big", "x".repeat(bytes)).await.map(|()| "stored")
                 }),
             )
             .route(
@@ -436,8 +451,10 @@ pub mod cases {
     ) {
         let counting = CountingStore::new(store);
         let app = app(counting.clone(), Settings::default());
-        let long = format!("sessionid={}", "a".repeat(10 * 1024));
-        let junk = format!("{}; sessionid=abc", "x=y; ".repeat(2000));
+        // Both stay under the 8 KiB Cookie limit (over it: 431, see
+        // `oversized_cookie_header_is_431_without_a_lookup`).
+        let long = format!("sessionid={}", "a".repeat(7 * 1024));
+        let junk = format!("{}; sessionid=abc", "x=y; ".repeat(1500));
         let cases: Vec<&[u8]> = vec![
             b"sessionid=short",
             b"sessionid=UPPERCASEKEY0000000",
@@ -798,5 +815,279 @@ pub mod cases {
                 }
             }
         }
+    }
+
+    // ---- outage policy and hostile input -----------------------------------
+
+    const SOME_COOKIE: &[u8] = b"sessionid=abcdefgh12345678abcdefgh12345678";
+
+    fn with_policy(policy: OutagePolicy) -> Settings {
+        Settings {
+            outage_policy: policy,
+            ..Settings::default()
+        }
+    }
+
+    /// Under [`OutagePolicy::FailOpen`], a store that fails → the handler
+    /// runs with an empty session: its own status and body, no `Set-Cookie`
+    /// (not even a removal cookie), `Vary: Cookie`. A logout cannot happen
+    /// and says so (503), rather than pretend.
+    pub async fn fail_open_outage_runs_the_handler_with_an_empty_session<
+        S: SessionStore + Clone,
+    >(
+        _store: S,
+        _caps: Caps,
+    ) {
+        let app = app(FailingStore::new(), with_policy(OutagePolicy::FailOpen));
+        for (path, body) in [("/", "0"), ("/read", "none"), ("/plain", "plain")] {
+            for cookie in [Some(SOME_COOKIE), None] {
+                let reply = send(&app, path, cookie).await;
+                assert_eq!(reply.status, StatusCode::OK, "{path}");
+                assert_eq!(reply.body, body, "{path}");
+                assert_eq!(reply.set_cookie(), None, "{path}: no cookie at all");
+                assert_eq!(reply.varies_on_cookie(), path != "/plain", "{path}");
+            }
+        }
+        let reply = send(&app, "/flush", Some(SOME_COOKIE)).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(reply.body.is_empty());
+        assert_eq!(reply.set_cookie(), None);
+        let reply = send(&app, "/cycle", Some(SOME_COOKIE)).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(reply.set_cookie(), None);
+    }
+
+    /// A store slower than the timeout: under either policy the request is
+    /// answered within the timeout (plus a generous margin), by the policy;
+    /// a route without session never waits for the store.
+    pub async fn fail_open_slow_store_answers_within_the_timeout<S: SessionStore + Clone>(
+        store: S,
+        _caps: Caps,
+    ) {
+        let slow = SlowStore::new(store, StdDuration::from_secs(60));
+        for (policy, status) in [
+            (OutagePolicy::FailOpen, StatusCode::OK),
+            (OutagePolicy::FailClosed, StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            let settings = Settings {
+                store_timeout: StdDuration::from_millis(100),
+                ..with_policy(policy)
+            };
+            let app = app(slow.clone(), settings);
+            let reply = tokio::time::timeout(
+                StdDuration::from_secs(10),
+                send(&app, "/", Some(SOME_COOKIE)),
+            )
+            .await
+            .expect("answered within the store timeout, long before the store");
+            assert_eq!(reply.status, status, "{policy:?}");
+            assert_eq!(reply.set_cookie(), None, "{policy:?}");
+            let reply = tokio::time::timeout(
+                StdDuration::from_secs(10),
+                send(&app, "/plain", Some(SOME_COOKIE)),
+            )
+            .await
+            .expect("a route without session never waits for the store");
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+    }
+
+    /// A session saved before an outage survives it under both policies:
+    /// no removal cookie, nothing overwritten by the empty session a
+    /// fail-open request saw, and the same cookie works once the store is back.
+    pub async fn outage_keeps_the_users_cookie_and_session_under_both_policies<
+        S: SessionStore + Clone,
+    >(
+        store: S,
+        _caps: Caps,
+    ) {
+        let toggle = ToggleStore::new(store);
+        for (policy, status, body) in [
+            (OutagePolicy::FailOpen, StatusCode::OK, "0"),
+            (
+                OutagePolicy::FailClosed,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "",
+            ),
+        ] {
+            let app = app(toggle.clone(), with_policy(policy));
+            let cookie = started(&app).await;
+            toggle.stop();
+            for path in ["/", "/read", "/flush"] {
+                let reply = send(&app, path, Some(cookie.as_bytes())).await;
+                let expected = if path == "/flush" {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    status
+                };
+                assert_eq!(reply.status, expected, "{policy:?} {path}");
+                if path == "/" {
+                    assert_eq!(reply.body, body, "{policy:?}");
+                }
+                assert_eq!(reply.set_cookie(), None, "{policy:?} {path}");
+            }
+            toggle.start();
+            let reply = send(&app, "/read", Some(cookie.as_bytes())).await;
+            assert_eq!(
+                reply.body, "1",
+                "{policy:?}: the session survives the outage"
+            );
+        }
+    }
+
+    /// The store dies between the handler's load and the save: under
+    /// `FailOpen` the handler's response stands, without a cookie, and the
+    /// change is dropped; under `FailClosed` it is a 503.
+    pub async fn outage_at_save_drops_the_changes_under_fail_open<S: SessionStore + Clone>(
+        store: S,
+        _caps: Caps,
+    ) {
+        let toggle = ToggleStore::new(store);
+        for (policy, status) in [
+            (OutagePolicy::FailOpen, StatusCode::OK),
+            (OutagePolicy::FailClosed, StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            let app = Router::new()
+                .route("/", get(counter))
+                .route(
+                    "/read-then-outage",
+                    get(
+                        |s: Session, State(toggle): State<ToggleStore<S>>| async move {
+                            let n: i64 = s.get("counter").await?.unwrap_or(0);
+                            toggle.stop();
+                            s.insert("counter", n + 10).await?;
+                            Ok::<_, sesame::Error>("written")
+                        },
+                    ),
+                )
+                .with_state(toggle.clone())
+                .layer(SessionManagerLayer::new(toggle.clone()).with_outage_policy(policy));
+            let cookie = started(&app).await;
+            let reply = send(&app, "/read-then-outage", Some(cookie.as_bytes())).await;
+            toggle.start();
+            assert_eq!(reply.status, status, "{policy:?}");
+            assert_eq!(reply.set_cookie(), None, "{policy:?}");
+            let reply = send(&app, "/", Some(cookie.as_bytes())).await;
+            assert_eq!(
+                reply.body, "1",
+                "{policy:?}: the dropped change left no trace"
+            );
+        }
+    }
+
+    /// `Cookie` headers over `cookie_header_limit` (8 KiB) → 431, empty body,
+    /// no store call, whatever the route; at the limit, read as usual.
+    pub async fn oversized_cookie_header_is_431_without_a_lookup<S: SessionStore + Clone>(
+        store: S,
+        _caps: Caps,
+    ) {
+        let counting = CountingStore::new(store);
+        let app = app(counting.clone(), Settings::default());
+        let cookie = started(&app).await;
+        counting.reset();
+        let mebibyte = format!("{cookie}; pad={}", "x".repeat(1 << 20));
+        let just_over = format!("{cookie}; pad={}", "x".repeat(8193 - cookie.len() - 6));
+        assert_eq!(just_over.len(), 8193);
+        for header in [&mebibyte, &just_over] {
+            for path in ["/", "/read", "/plain"] {
+                let reply = send(&app, path, Some(header.as_bytes())).await;
+                assert_eq!(
+                    reply.status,
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "{path} {}",
+                    header.len()
+                );
+                assert!(reply.body.is_empty());
+                assert_eq!(reply.set_cookie(), None);
+            }
+        }
+        assert_eq!(counting.calls().total(), 0);
+        let at_limit = &just_over[..8192];
+        let reply = send(&app, "/read", Some(at_limit.as_bytes())).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, "1");
+        // The limit is a setting.
+        let roomy = self::app(
+            counting.clone(),
+            Settings {
+                cookie_header_limit: 2 << 20,
+                ..Settings::default()
+            },
+        );
+        let reply = send(&roomy, "/read", Some(mebibyte.as_bytes())).await;
+        assert_eq!(reply.body, "1");
+    }
+
+    /// 1 000 cookies in one header: read in one pass, at most two lookups,
+    /// the session found; 1 000 *session* cookies (over 8 KiB) → 431.
+    pub async fn thousand_cookies_cost_at_most_two_lookups<S: SessionStore + Clone>(
+        store: S,
+        _caps: Caps,
+    ) {
+        let counting = CountingStore::new(store);
+        let app = app(counting.clone(), Settings::default());
+        let cookie = started(&app).await;
+        let others: String = (0..1000).map(|i| format!("c{i}=v; ")).collect();
+        counting.reset();
+        let reply = send(&app, "/read", Some(format!("{others}{cookie}").as_bytes())).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, "1");
+        assert!(counting.calls().lookups() <= 2, "{:?}", counting.calls());
+        let sessions: String = (0..1000)
+            .map(|i| format!("sessionid=unknownkey{i:012}; "))
+            .collect();
+        counting.reset();
+        let reply = send(&app, "/", Some(sessions.as_bytes())).await;
+        assert_eq!(reply.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(counting.calls().total(), 0);
+        let roomy = self::app(
+            counting.clone(),
+            Settings {
+                cookie_header_limit: 64 * 1024,
+                ..Settings::default()
+            },
+        );
+        let reply = send(&roomy, "/", Some(sessions.as_bytes())).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(counting.calls().lookups() <= 2, "{:?}", counting.calls());
+    }
+
+    /// A session grown past `max_session_size` (a 16 MiB value; for a
+    /// signed cookie, past 4096 bytes) → 413 with an empty body: nothing
+    /// saved, no `Set-Cookie`, and the stored session unchanged.
+    pub async fn oversized_session_is_413_and_saves_nothing<S: SessionStore + Clone>(
+        store: S,
+        _caps: Caps,
+    ) {
+        let counting = CountingStore::new(store);
+        let app = app(counting.clone(), Settings::default());
+        let cookie = started(&app).await;
+        for bytes in [16 << 20, (1 << 20) + 1] {
+            counting.reset();
+            let reply = send(&app, &format!("/big/{bytes}"), Some(cookie.as_bytes())).await;
+            assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{bytes}");
+            assert!(reply.body.is_empty());
+            assert_eq!(reply.set_cookie(), None);
+            assert_eq!(counting.calls().writes(), 0, "{bytes}");
+            let reply = send(&app, "/read", Some(cookie.as_bytes())).await;
+            assert_eq!(reply.body, "1");
+        }
+        // Anonymous: no session is created either.
+        counting.reset();
+        let reply = send(&app, "/big/16777216", None).await;
+        assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(counting.calls().writes(), 0);
+        // The limit is a setting.
+        let small = self::app(
+            counting,
+            Settings {
+                max_session_size: 100,
+                ..Settings::default()
+            },
+        );
+        let reply = send(&small, "/big/100", Some(cookie.as_bytes())).await;
+        assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let reply = send(&small, "/big/10", Some(cookie.as_bytes())).await;
+        assert_eq!(reply.status, StatusCode::OK);
     }
 }

@@ -6,8 +6,11 @@
 //!   `SessionTestsMixin`). [`Caps`] says what the store under test can do.
 //! - [`env_url`] reads `SESAME_TEST_<STORE>_URL` for stores that need an
 //!   external server, and prints the skip line when it is unset.
-//! - [`FailingStore`], [`CountingStore`] and [`SlowStore`] are test doubles:
-//!   an outage, a call counter and a slow store. No mocking framework.
+//! - [`FailingStore`], [`CountingStore`], [`SlowStore`] and [`ToggleStore`]
+//!   are test doubles: an outage, a call counter, a slow store and a store
+//!   that can be switched off and on. No mocking framework.
+//! - [`ToggleProxy`] is a TCP proxy with a switch, to take a real store
+//!   server down and back without touching the server itself.
 //!
 //! # Examples
 //!
@@ -28,9 +31,11 @@
 
 mod doubles;
 mod http;
+mod proxy;
 mod store;
 
-pub use doubles::{Calls, CountingStore, FailingStore, Outage, SlowStore};
+pub use doubles::{Calls, CountingStore, FailingStore, Outage, SlowStore, ToggleStore};
+pub use proxy::ToggleProxy;
 pub use store::{Caps, env_url};
 
 /// What the exported macros reach through `$crate`, so callers need no

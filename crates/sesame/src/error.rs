@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// With the `axum` feature, `Error` is also a response: handlers can use `?`
 /// on session calls and get the status the middleware rules prescribe
 /// (503 with `Retry-After` for a store outage, 400 for an interrupted
-/// session), with an empty body: no error text ever reaches a client.
+/// session, 413 for a session too large to save), with an empty body: no error text ever reaches a client.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -45,9 +45,11 @@ pub enum Error {
     /// store unavailable, or its data would not fit the store.
     #[error("the session cannot be saved: {0}")]
     Unsaveable(&'static str),
-    /// The session is too large for its store: a signed cookie would exceed
-    /// what a browser keeps (4096 bytes for `name=value`). Nothing was
-    /// saved; the middleware answers 500.
+    /// The session is too large to save: its JSON exceeds
+    /// [`Settings::max_session_size`](crate::Settings::max_session_size)
+    /// (1 MiB by default), or a signed cookie would exceed what a browser
+    /// keeps (4096 bytes for `name=value`). Nothing was saved; the
+    /// middleware answers 413 Content Too Large with an empty body.
     #[error("the session is too large for its store ({len} bytes, limit {limit})")]
     TooLarge {
         /// The size the session would take, in bytes.

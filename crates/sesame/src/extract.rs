@@ -26,11 +26,12 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = match &self {
             e if e.is_outage() => return crate::middleware::unavailable(),
-            Self::TooLarge { .. } => {
-                // A bug in the app (it stores too much), not in the request.
-                tracing::error!(target: "sesame::middleware", error = %self, "session error answered with 500");
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            Self::Unsaveable(reason) if *reason == crate::session::STORE_UNAVAILABLE => {
+                return crate::middleware::unavailable();
             }
+            // What the request asked to store does not fit: see DESIGN.md,
+            // "Size limits are 4xx".
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Missing => StatusCode::BAD_REQUEST,
             Self::Conflict => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -118,10 +118,10 @@
 //!
 //! | target | level | when |
 //! |---|---|---|
-//! | `sesame::security` | `WARN` | stored data could not be decoded; the request got an empty session (Django's `django.security.SuspiciousSession`) |
-//! | `sesame::store` | `ERROR` | a store call failed or timed out; the request gets 503 |
-//! | `sesame::middleware` | `WARN` | a session deleted during the request (400), a save conflict under `Strict` (409), or a handler returned a session [`Error`] |
-//! | `sesame::middleware` | `ERROR` | the layer's save failed for another reason (500), or `Session` was extracted on a route without the layer |
+//! | `sesame::security` | `WARN` | stored data could not be decoded; the request got an empty session (Django's `django.security.SuspiciousSession`); or `Cookie` headers over the limit (431) |
+//! | `sesame::store` | `ERROR` | a store call failed or timed out; the request gets the [`OutagePolicy`] (503 by default) |
+//! | `sesame::middleware` | `WARN` | a session deleted during the request (400), a save conflict under `Strict` (409), a session too large to save (413), or a handler returned a session [`Error`] |
+//! | `sesame::middleware` | `ERROR` | the layer's save failed for another reason (500), a fail-open request's changes were dropped, or `Session` was extracted on a route without the layer |
 //!
 #![cfg_attr(feature = "sqlite", doc = "[`SqliteStore`]: backends::SqliteStore")]
 #![cfg_attr(not(feature = "sqlite"), doc = "[`SqliteStore`]: backends")]
@@ -160,7 +160,7 @@ pub use middleware::{SessionManager, SessionManagerLayer};
 pub use sesame_codec as codec;
 pub use sesame_codec::Signer;
 pub use session::{ConflictPolicy, Session};
-pub use settings::{SameSite, Settings, SettingsError};
+pub use settings::{OutagePolicy, SameSite, Settings, SettingsError};
 
 /// Entry points for the fuzz targets in the repository's `fuzz/` folder.
 ///

@@ -12,11 +12,14 @@ use sesame_codec::{SESSION_EXPIRY_KEY, SessionMap, TEST_COOKIE_NAME, TEST_COOKIE
 use time::OffsetDateTime;
 
 use crate::backends::{DynStore, Record, SessionStore, Version};
-use crate::{Error, Expiry, KeyKind, Result, SessionKey, Settings};
+use crate::{Error, Expiry, KeyKind, OutagePolicy, Result, SessionKey, Settings};
 
 /// How many times a save re-reads and re-applies its changes after a
 /// concurrent write before giving up with [`Error::Conflict`].
 const MAX_SAVE_ATTEMPTS: usize = 16;
+
+/// The reason in [`Error::Unsaveable`] once the store was found unavailable.
+pub(crate) const STORE_UNAVAILABLE: &str = "the session store was unavailable";
 
 /// What a save does when the record changed since this session loaded it.
 ///
@@ -263,13 +266,40 @@ impl Session {
         result
     }
 
+    fn fails_open(&self) -> bool {
+        self.settings().outage_policy == OutagePolicy::FailOpen
+    }
+
+    /// `Err(Unsaveable)` once an outage was seen: the data is unknown, and a
+    /// second store call would only wait for another timeout.
+    fn check_no_outage(&self) -> Result<()> {
+        if self.state().outage {
+            return Err(Error::Unsaveable(STORE_UNAVAILABLE));
+        }
+        Ok(())
+    }
+
+    /// `Err(TooLarge)` when `record`'s JSON exceeds `max_session_size`.
+    fn check_size(&self, record: &Record) -> Result<()> {
+        let limit = self.settings().max_session_size;
+        let len = json_len(&record.data);
+        if len > limit {
+            return Err(Error::TooLarge { len, limit });
+        }
+        Ok(())
+    }
+
     /// Loads the record on first use. `mark` sets `accessed`, as Django's
     /// `_session` property does.
+    ///
+    /// A store outage is the error under [`OutagePolicy::FailClosed`]; under
+    /// [`OutagePolicy::FailOpen`] the session becomes empty, loaded and
+    /// unsaveable, and this returns `Ok`.
     async fn load(&self, mark: bool) -> Result<()> {
         {
             let mut state = self.state();
-            if state.outage {
-                return Err(Error::Unsaveable("the session store was unavailable"));
+            if state.outage && !(state.loaded && self.fails_open()) {
+                return Err(Error::Unsaveable(STORE_UNAVAILABLE));
             }
             if mark {
                 state.accessed = true;
@@ -304,6 +334,14 @@ impl Session {
                     );
                     // A later cookie may still name a good session.
                     first_corrupt.get_or_insert_with(|| key.clone());
+                }
+                Err(e) if e.is_outage() && self.fails_open() => {
+                    // Fail open: an empty session, which `save` refuses
+                    // (the `outage` flag is set), so nothing is overwritten.
+                    let mut state = self.state();
+                    state.rebase(None);
+                    state.loaded = true;
+                    return Ok(());
                 }
                 Err(e) => return Err(e),
             }
@@ -606,12 +644,15 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// A store error while deleting.
+    /// A store error while deleting, or [`Error::Unsaveable`] (nothing
+    /// deleted, the cookie kept) once this request found the store
+    /// unavailable: a logout that did not happen must not look done.
     ///
     /// # Django
     ///
     /// `session.flush()`.
     pub async fn flush(&self) -> Result<()> {
+        self.check_no_outage()?;
         let doomed: Vec<SessionKey> = {
             let mut state = self.state();
             let doomed = if state.loaded {
@@ -635,7 +676,9 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// A store error while loading, creating or deleting.
+    /// A store error while loading, creating or deleting,
+    /// [`Error::TooLarge`] over [`Settings::max_session_size`], or
+    /// [`Error::Unsaveable`] once this request found the store unavailable.
     ///
     /// # Django
     ///
@@ -643,10 +686,12 @@ impl Session {
     /// deletes the old record.
     pub async fn cycle_key(&self) -> Result<()> {
         self.load(true).await?;
+        self.check_no_outage()?;
         let (old, record) = {
             let state = self.state();
             (state.key.clone(), self.record_of(&state))
         };
+        self.check_size(&record)?;
         let saved = self.call(self.inner.shared.store.create(&record)).await?;
         {
             let mut state = self.state();
@@ -816,13 +861,17 @@ impl Session {
     ///
     /// [`Error::Missing`] when the record was deleted meanwhile (Django's
     /// `SessionInterrupted`), [`Error::Conflict`] under the strict policy or
-    /// when retries run out, or a store error.
+    /// when retries run out, [`Error::TooLarge`] when the session's JSON
+    /// exceeds [`Settings::max_session_size`] (nothing is written),
+    /// [`Error::Unsaveable`] once this request found the store unavailable,
+    /// or a store error.
     ///
     /// # Django
     ///
     /// `session.save()`.
     pub async fn save(&self) -> Result<()> {
         self.load(false).await?;
+        self.check_no_outage()?;
         let shared = &self.inner.shared;
         // A signed key carries its own timestamp: its expiry moves only by
         // re-signing, which the save below does (and which gives a new key).
@@ -845,6 +894,7 @@ impl Session {
                 let state = self.state();
                 (state.key.clone(), self.record_of(&state))
             };
+            self.check_size(&record)?;
             let result = match &key {
                 None => self.call(shared.store.create(&record)).await,
                 Some(key) => {
@@ -931,6 +981,24 @@ impl Session {
             crate::expiry_age(stored, OffsetDateTime::now_utc(), settings.cookie_age),
         )
     }
+}
+
+/// The length of `data` as compact JSON, counted without building the text.
+fn json_len(data: &SessionMap) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing JSON values into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, data);
+    count.0
 }
 
 impl State {

@@ -28,6 +28,95 @@ impl SameSite {
     }
 }
 
+/// What a request gets when the session store is down or slower than
+/// [`Settings::store_timeout`]: one switch, applied to every store call.
+///
+/// | | `FailClosed` (default) | `FailOpen` |
+/// |---|---|---|
+/// | a handler's first session access | the error ([`Error::Timeout`](crate::Error::Timeout) or [`Error::Backend`](crate::Error::Backend)) | an empty session, `Ok` |
+/// | the response | 503, `Retry-After: 1`, empty body, whatever the handler returned | the handler's own |
+/// | `Set-Cookie` | none | none, not even a removal cookie: the browser keeps its cookie |
+/// | writes during the request | not saved | kept in memory for the request, not saved |
+/// | `save()`, `flush()`, `cycle_key()` | the error | [`Error::Unsaveable`](crate::Error::Unsaveable), without another store call |
+/// | log | `error!` on `sesame::store` | the same |
+///
+/// Either way a request waits at most one `store_timeout` for the store,
+/// and routes that never touch the session never wait for it at all.
+/// Under `FailOpen` a save that fails *after* a good load (the store died
+/// mid-request) drops the changes, keeps the handler's response and sends
+/// no cookie; under `FailClosed` it is a 503.
+///
+/// # Examples
+///
+/// ```
+/// use sesame::{OutagePolicy, SessionManagerLayer, backends::MemoryStore};
+///
+/// let layer = SessionManagerLayer::new(MemoryStore::new())
+///     .with_outage_policy(OutagePolicy::FailOpen);
+/// assert_eq!(layer.settings().outage_policy, OutagePolicy::FailOpen);
+/// ```
+///
+/// # Django
+///
+/// Django has no such switch: a store error propagates out of
+/// `SessionMiddleware` and the request ends in a 500 (a cache backend that
+/// cannot create a key raises "Unable to create a new session key").
+/// `FailClosed` is that, with the right status (503 + `Retry-After`) and no
+/// error page; `FailOpen` is what a site that must stay up for anonymous
+/// readers wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OutagePolicy {
+    /// Answer 503 with `Retry-After` and an empty body.
+    #[default]
+    FailClosed,
+    /// Run the handler with an empty session that cannot be saved, and
+    /// send no `Set-Cookie`.
+    FailOpen,
+}
+
+impl OutagePolicy {
+    /// The policy's name as `SESAME_OUTAGE_POLICY` and `--outage-policy` spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailClosed => "fail-closed",
+            Self::FailOpen => "fail-open",
+        }
+    }
+}
+
+impl std::str::FromStr for OutagePolicy {
+    type Err = SettingsError;
+
+    /// Parses `fail-closed` or `fail-open` (any case, `_` for `-`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "fail-closed" => Ok(Self::FailClosed),
+            "fail-open" => Ok(Self::FailOpen),
+            _ => Err(SettingsError::new(
+                "SESAME_OUTAGE_POLICY",
+                format!("expected fail-closed or fail-open, got {s:?}"),
+            )),
+        }
+    }
+}
+
+/// Default of [`Settings::cookie_header_limit`]: 8 KiB, the request-header
+/// line limit of nginx (`large_client_header_buffers`) and Apache
+/// (`LimitRequestFieldSize`).
+pub(crate) const DEFAULT_COOKIE_HEADER_LIMIT: usize = 8 * 1024;
+
+/// Default of [`Settings::max_session_size`]: 1 MiB of JSON, memcached's
+/// default item size.
+pub(crate) const DEFAULT_MAX_SESSION_SIZE: usize = 1024 * 1024;
+
+/// The largest [`Settings::max_session_size`] accepted: 12 MiB, so that
+/// whatever is written, signed and base64-encoded (4/3 of the JSON at
+/// worst) stays under the 16 MiB the decoder reads back
+/// ([`MAX_SESSION_DATA_LEN`](sesame_codec::MAX_SESSION_DATA_LEN)).
+pub(crate) const MAX_SESSION_SIZE_LIMIT: usize = 12 * 1024 * 1024;
+
 /// Session settings, named after Django's `SESSION_*` settings with the
 /// prefix dropped, with Django's defaults.
 ///
@@ -51,6 +140,9 @@ impl SameSite {
 /// | `expire_at_browser_close` | `SESSION_EXPIRE_AT_BROWSER_CLOSE` | `false` |
 /// | `save_every_request` | `SESSION_SAVE_EVERY_REQUEST` | `false` |
 /// | `store_timeout` | `SESAME_STORE_TIMEOUT` (seconds; Sesame only) | 5 s |
+/// | `outage_policy` | `SESAME_OUTAGE_POLICY` (`fail-closed`, `fail-open`; Sesame only) | `FailClosed` |
+/// | `cookie_header_limit` | `SESAME_COOKIE_HEADER_LIMIT` (bytes; Sesame only) | 8192 |
+/// | `max_session_size` | `SESAME_MAX_SESSION_SIZE` (bytes; Sesame only) | 1048576 |
 ///
 /// # Examples
 ///
@@ -104,6 +196,19 @@ pub struct Settings {
     /// How long one store call may take before the request gets the outage
     /// policy (Sesame only; Django has no such limit).
     pub store_timeout: Duration,
+    /// What a request gets while the store is down or too slow (Sesame
+    /// only; Django answers 500).
+    pub outage_policy: OutagePolicy,
+    /// The most bytes of `Cookie` header (all `Cookie` fields together) the
+    /// layer reads; a request with more is answered 431 Request Header
+    /// Fields Too Large with an empty body, without a store call (Sesame
+    /// only; Django reads whatever the server passes on).
+    pub cookie_header_limit: usize,
+    /// The most bytes a session's JSON may take when saved; a larger session
+    /// is not saved and the save fails with
+    /// [`Error::TooLarge`](crate::Error::TooLarge), which the layer answers
+    /// 413 (Sesame only; Django saves any size its store takes).
+    pub max_session_size: usize,
 }
 
 impl Default for Settings {
@@ -121,6 +226,9 @@ impl Default for Settings {
             expire_at_browser_close: false,
             save_every_request: false,
             store_timeout: Duration::from_secs(5),
+            outage_policy: OutagePolicy::FailClosed,
+            cookie_header_limit: DEFAULT_COOKIE_HEADER_LIMIT,
+            max_session_size: DEFAULT_MAX_SESSION_SIZE,
         }
     }
 }
@@ -146,6 +254,9 @@ impl fmt::Debug for Settings {
             .field("expire_at_browser_close", &self.expire_at_browser_close)
             .field("save_every_request", &self.save_every_request)
             .field("store_timeout", &self.store_timeout)
+            .field("outage_policy", &self.outage_policy)
+            .field("cookie_header_limit", &self.cookie_header_limit)
+            .field("max_session_size", &self.max_session_size)
             .finish()
     }
 }
@@ -258,6 +369,15 @@ impl Settings {
                     )
                 })?;
             s.store_timeout = Duration::from_secs_f64(secs);
+        }
+        if let Some(v) = lookup("SESAME_OUTAGE_POLICY") {
+            s.outage_policy = v.parse()?;
+        }
+        if let Some(v) = lookup("SESAME_COOKIE_HEADER_LIMIT") {
+            s.cookie_header_limit = parse_bytes("SESAME_COOKIE_HEADER_LIMIT", &v)?;
+        }
+        if let Some(v) = lookup("SESAME_MAX_SESSION_SIZE") {
+            s.max_session_size = parse_bytes("SESAME_MAX_SESSION_SIZE", &v)?;
         }
         s.validate()?;
         Ok(s)
@@ -373,6 +493,20 @@ impl Settings {
                 "must be greater than zero",
             ));
         }
+        if self.cookie_header_limit < 1024 {
+            return Err(SettingsError::new(
+                "SESAME_COOKIE_HEADER_LIMIT",
+                "must be at least 1024 bytes (a signed-cookie session alone may take 4096)",
+            ));
+        }
+        if self.max_session_size == 0 || self.max_session_size > MAX_SESSION_SIZE_LIMIT {
+            return Err(SettingsError::new(
+                "SESAME_MAX_SESSION_SIZE",
+                format!(
+                    "must be between 1 and {MAX_SESSION_SIZE_LIMIT} bytes (what the decoder reads back)"
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -390,6 +524,15 @@ fn parse_bool(setting: &'static str, value: &str) -> Result<bool, SettingsError>
             format!("expected true or false, got {value:?}"),
         )),
     }
+}
+
+fn parse_bytes(setting: &'static str, value: &str) -> Result<usize, SettingsError> {
+    value.trim().parse().map_err(|_| {
+        SettingsError::new(
+            setting,
+            format!("expected a number of bytes, got {value:?}"),
+        )
+    })
 }
 
 fn parse_fallbacks(value: &str) -> Result<Vec<String>, SettingsError> {
@@ -448,6 +591,9 @@ mod tests {
             ("SESSION_EXPIRE_AT_BROWSER_CLOSE", "1"),
             ("SESSION_SAVE_EVERY_REQUEST", "yes"),
             ("SESAME_STORE_TIMEOUT", "0.5"),
+            ("SESAME_OUTAGE_POLICY", "fail-open"),
+            ("SESAME_COOKIE_HEADER_LIMIT", "16384"),
+            ("SESAME_MAX_SESSION_SIZE", "65536"),
         ])
         .unwrap();
         assert_eq!(s.secret_key.as_deref(), Some("k"));
@@ -460,6 +606,9 @@ mod tests {
         assert_eq!(s.cookie_samesite, Some(SameSite::Strict));
         assert!(s.expire_at_browser_close && s.save_every_request);
         assert_eq!(s.store_timeout, Duration::from_millis(500));
+        assert_eq!(s.outage_policy, OutagePolicy::FailOpen);
+        assert_eq!(s.cookie_header_limit, 16_384);
+        assert_eq!(s.max_session_size, 65_536);
         assert_eq!(
             from(&[("SECRET_KEY_FALLBACKS", "a, b,,c")])
                 .unwrap()
@@ -515,6 +664,19 @@ mod tests {
             (&[("SESSION_COOKIE_PATH", "app")], "SESSION_COOKIE_PATH"),
             (&[("SECRET_KEY_FALLBACKS", "[1,")], "SECRET_KEY_FALLBACKS"),
             (&[("SESAME_STORE_TIMEOUT", "0")], "SESAME_STORE_TIMEOUT"),
+            (&[("SESAME_OUTAGE_POLICY", "maybe")], "SESAME_OUTAGE_POLICY"),
+            (
+                &[("SESAME_COOKIE_HEADER_LIMIT", "100")],
+                "SESAME_COOKIE_HEADER_LIMIT",
+            ),
+            (
+                &[("SESAME_MAX_SESSION_SIZE", "0")],
+                "SESAME_MAX_SESSION_SIZE",
+            ),
+            (
+                &[("SESAME_MAX_SESSION_SIZE", "16777216")],
+                "SESAME_MAX_SESSION_SIZE",
+            ),
         ];
         for (env, setting) in cases {
             let err = from(env).unwrap_err();

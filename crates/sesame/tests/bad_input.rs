@@ -426,11 +426,12 @@ async fn survives(probe: &mut Probe, cases: &[Vec<Vec<u8>>]) -> Vec<SessionKey> 
 }
 
 #[tokio::test]
-async fn oversized_cookie_header_never_fails() {
+async fn long_cookie_header_within_the_limit_never_fails() {
+    // Over `cookie_header_limit` (8 KiB) the answer is 431: see hostile_input.rs.
     let mut probe = Probe::new();
     let key = probe.key();
-    let long_value = format!("sessionid={}", "a".repeat(10 * 1024));
-    let padding = format!("junk={}; sessionid={}", "x".repeat(10 * 1024), key.as_str());
+    let long_value = format!("sessionid={}", "a".repeat(7 * 1024));
+    let padding = format!("junk={}; sessionid={}", "x".repeat(7 * 1024), key.as_str());
     let many = (0..1000)
         .map(|i| format!("c{i}=v"))
         .collect::<Vec<_>>()

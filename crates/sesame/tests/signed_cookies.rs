@@ -1,7 +1,7 @@
 //! `SignedCookieStore` end to end, through `SessionManagerLayer`: the
 //! counter lives in the cookie, a tampered cookie becomes a fresh empty
 //! session re-issued as Django re-issues it, logout removes the cookie, an
-//! oversized session is a 500 (never a silently dropped cookie), and
+//! oversized session is a 413 (never a silently dropped cookie), and
 //! `SESSION_SAVE_EVERY_REQUEST` re-signs the cookie.
 
 use std::time::Duration as StdDuration;
@@ -206,10 +206,10 @@ async fn logout_sends_a_removal_cookie() {
 }
 
 #[tokio::test]
-async fn an_oversized_session_is_a_500_and_no_cookie() {
+async fn an_oversized_session_is_a_413_and_no_cookie() {
     let app = app(Settings::default());
     let reply = send(&app, "/big", None).await;
-    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(reply.body.is_empty(), "{}", reply.body);
     assert_eq!(reply.set_cookie, None);
 }

@@ -39,6 +39,9 @@ pub async fn serve(
     mut settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if let Some(policy) = args.outage_policy {
+        settings.outage_policy = policy;
+    }
     settings.validate().context("invalid settings")?;
     let url = &args.store.store;
     if settings.secret_key.is_none() {
@@ -73,6 +76,7 @@ pub async fn serve(
         tracing::info!("SESSION_COOKIE_SECURE is off: turn it on in production (HTTPS)");
     }
 
+    let settings_policy = settings.outage_policy;
     let app = store.app(settings).context("invalid settings")?;
     let listener = TcpListener::bind(&args.addr)
         .await
@@ -80,7 +84,11 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    tracing::info!(engine = store.engine(), "listening on http://{local}/");
+    tracing::info!(
+        engine = store.engine(),
+        outage_policy = settings_policy.as_str(),
+        "listening on http://{local}/"
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::header::{RETRY_AFTER, SET_COOKIE, VARY};
+use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use time::OffsetDateTime;
 use tower_layer::Layer;
@@ -17,7 +17,7 @@ use tower_service::Service;
 
 use crate::backends::SessionStore;
 use crate::session::{ConflictPolicy, Shared};
-use crate::{Error, SameSite, Session, Settings};
+use crate::{Error, OutagePolicy, SameSite, Session, Settings};
 
 /// Seconds a client is asked to wait (`Retry-After`) when the store is unavailable.
 pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
@@ -39,8 +39,16 @@ pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
 ///   browser-session cookie). Status ≥ 500 saves nothing.
 /// - Session deleted by another request meanwhile → 400 (Django's
 ///   `SessionInterrupted`), never a re-created record.
-/// - Store down or slower than the timeout → 503 with `Retry-After` and an
-///   empty body, and an `error!` log line.
+/// - Store down or slower than the timeout → the [`OutagePolicy`]: by
+///   default 503 with `Retry-After` and an empty body; under
+///   [`OutagePolicy::FailOpen`] the handler's response with an empty,
+///   unsaved session and no `Set-Cookie`. Either way an `error!` log line.
+/// - `Cookie` headers over [`Settings::cookie_header_limit`] bytes (8 KiB by
+///   default) → 431 with an empty body, before the handler and without a
+///   store call, and a `warn!` on `sesame::security`.
+/// - A session whose JSON exceeds [`Settings::max_session_size`] (1 MiB by
+///   default), or a signed cookie over 4096 bytes → 413 with an empty body;
+///   nothing saved, no `Set-Cookie`.
 ///
 /// # Examples
 ///
@@ -173,8 +181,20 @@ impl SessionManagerLayer {
         with_save_every_request, save_every_request: bool
     );
     setter!(
-        /// The longest a store call may take before the request gets a 503.
+        /// The longest a store call may take before the request gets the outage policy.
         with_store_timeout, store_timeout: Duration
+    );
+    setter!(
+        /// What requests get while the store is down or too slow: see [`OutagePolicy`].
+        with_outage_policy, outage_policy: OutagePolicy
+    );
+    setter!(
+        /// The most bytes of `Cookie` header read; more is answered 431.
+        with_cookie_header_limit, cookie_header_limit: usize
+    );
+    setter!(
+        /// The most bytes of JSON a session may save; more is `Error::TooLarge` (413).
+        with_max_session_size, max_session_size: usize
     );
 
     /// The settings in force.
@@ -239,6 +259,22 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
+        let cookie_bytes = req
+            .headers()
+            .get_all(COOKIE)
+            .iter()
+            .fold(0_usize, |sum, v| sum.saturating_add(v.len()));
+        if cookie_bytes > shared.settings.cookie_header_limit {
+            tracing::warn!(
+                target: "sesame::security",
+                len = cookie_bytes,
+                limit = shared.settings.cookie_header_limit,
+                "Cookie header over the limit; answering 431 without reading it"
+            );
+            return Box::pin(async {
+                Ok(status_only(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE))
+            });
+        }
         let incoming = cookie::read(
             req.headers(),
             &shared.settings.cookie_name,
@@ -263,20 +299,32 @@ async fn finish<B: Default>(
     cookie_present: bool,
     mut response: Response<B>,
 ) -> Response<B> {
+    let fail_open = settings.outage_policy == OutagePolicy::FailOpen;
     let mut outcome = session.outcome();
-    if outcome.outage {
-        return unavailable();
-    }
     if settings.save_every_request
+        && !outcome.outage
         && !outcome.modified
         && !outcome.loaded
         && !outcome.empty
         && response.status().as_u16() < 500
     {
-        if let Err(e) = session.load_quietly().await {
+        if let Err(e) = session.load_quietly().await
+            && !(fail_open && e.is_outage())
+        {
             return store_error(&e);
         }
         outcome = session.outcome();
+    }
+    if outcome.outage {
+        if !fail_open {
+            return unavailable();
+        }
+        // Fail open: the handler's response, and no cookie at all, so the
+        // browser keeps the one it has for when the store is back.
+        if outcome.accessed {
+            patch_vary(response.headers_mut());
+        }
+        return response;
     }
     let headers = response.headers_mut();
     if cookie_present && outcome.empty {
@@ -295,6 +343,14 @@ async fn finish<B: Default>(
     }
     let (browser_close, max_age) = session.cookie_lifetime();
     if let Err(e) = session.save().await {
+        if fail_open && e.is_outage() {
+            // Already logged with its source by the session's store call.
+            tracing::error!(
+                target: "sesame::middleware",
+                "session store unavailable at save (fail-open): changes dropped, no cookie sent"
+            );
+            return response;
+        }
         return store_error(&e);
     }
     let Some(key) = session.session_key() else {
@@ -349,14 +405,15 @@ fn store_error<B: Default>(error: &Error) -> Response<B> {
         // Already logged, with its source, by the session's store call.
         e if e.is_outage() => unavailable(),
         Error::TooLarge { len, limit } => {
-            tracing::error!(
+            tracing::warn!(
                 target: "sesame::middleware",
                 len,
                 limit,
-                "session too large for its store (a signed cookie over the browser limit); nothing saved, answering 500"
+                "session too large to save (max_session_size, or a signed cookie over 4096 bytes); nothing saved, answering 413"
             );
-            status_only(StatusCode::INTERNAL_SERVER_ERROR)
+            status_only(StatusCode::PAYLOAD_TOO_LARGE)
         }
+        Error::Unsaveable(reason) if *reason == crate::session::STORE_UNAVAILABLE => unavailable(),
         e => {
             tracing::error!(target: "sesame::middleware", error = %e, "session save failed; answering 500");
             status_only(StatusCode::INTERNAL_SERVER_ERROR)
