@@ -1336,6 +1336,96 @@ mod tests {
         assert_eq!(store.len(), 1);
     }
 
+    /// Two handles on one stored session `{"cart": 1}`, both loaded.
+    async fn two_loaded() -> (MemoryStore, SessionKey, Session, Session) {
+        let (store, s) = fresh();
+        s.insert("cart", 1).await.unwrap();
+        s.save().await.unwrap();
+        let key = s.session_key().unwrap();
+        let a = Session::new(store.clone(), Some(key.clone()));
+        let b = Session::new(store.clone(), Some(key.clone()));
+        a.get_value("cart").await.unwrap();
+        b.get_value("cart").await.unwrap();
+        (store, key, a, b)
+    }
+
+    #[tokio::test]
+    async fn of_two_concurrent_rotations_one_wins_and_one_key_lives() {
+        let (store, old, a, b) = two_loaded().await;
+        a.cycle_key().await.unwrap();
+        assert!(matches!(b.cycle_key().await, Err(Error::Missing)));
+        assert_eq!(store.len(), 1, "the loser's record must be removed");
+        assert!(!store.exists(&old).await.unwrap());
+        let winner = a.session_key().unwrap();
+        assert!(store.exists(&winner).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn rotation_after_logout_brings_nothing_back() {
+        let (store, _, a, b) = two_loaded().await;
+        a.flush().await.unwrap();
+        assert!(matches!(b.cycle_key().await, Err(Error::Missing)));
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn rotation_carries_a_concurrent_change_to_the_new_key() {
+        let (store, old, a, b) = two_loaded().await;
+        a.insert("theme", "dark").await.unwrap();
+        a.save().await.unwrap();
+        b.insert("user", 42).await.unwrap();
+        b.cycle_key().await.unwrap();
+        assert!(!store.exists(&old).await.unwrap());
+        let new = Session::new(store.clone(), b.session_key());
+        assert_eq!(new.keys().await.unwrap(), ["cart", "theme", "user"]);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn strict_rotation_reports_a_concurrent_change() {
+        let (store, old, a, b) = two_loaded().await;
+        let b = b.with_conflict_policy(ConflictPolicy::Strict);
+        a.insert("theme", "dark").await.unwrap();
+        a.save().await.unwrap();
+        assert!(matches!(b.cycle_key().await, Err(Error::Conflict)));
+        assert!(store.exists(&old).await.unwrap());
+        assert_eq!(
+            store.len(),
+            1,
+            "the refused rotation's record must be removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn reload_discards_changes_and_reads_again() {
+        let (store, key, a, b) = two_loaded().await;
+        a.insert("cart", 2).await.unwrap();
+        a.save().await.unwrap();
+        b.insert("mine", true).await.unwrap();
+        b.reload().await.unwrap();
+        assert!(!b.is_modified());
+        assert_eq!(b.keys().await.unwrap(), ["cart"]);
+        assert_eq!(b.get::<i64>("cart").await.unwrap(), Some(2));
+        store.delete(&key).await.unwrap();
+        assert!(matches!(b.reload().await, Err(Error::Missing)));
+        assert_eq!(b.session_key(), None);
+        assert!(b.is_empty());
+    }
+
+    #[tokio::test]
+    async fn merge_keeps_the_later_save_for_a_key_both_changed() {
+        let (store, key, a, b) = two_loaded().await;
+        a.insert("cart", "a").await.unwrap();
+        b.insert("cart", "b").await.unwrap();
+        b.save().await.unwrap();
+        a.save().await.unwrap();
+        let stored = Session::new(store, Some(key));
+        assert_eq!(
+            stored.get::<String>("cart").await.unwrap().as_deref(),
+            Some("a")
+        );
+    }
+
     #[tokio::test]
     async fn save_after_concurrent_delete_is_interrupted() {
         let (store, s) = fresh();
