@@ -37,13 +37,10 @@ async fn backoff(attempt: u32) {
     let ceiling = FIRST_BACKOFF
         .saturating_mul(1 << attempt.saturating_sub(1).min(16))
         .min(MAX_BACKOFF);
-    let mut bytes = [0; 8];
+    let mut bytes = [0; 4];
     // No randomness (never seen in practice): wait the full ceiling.
     let fraction = match getrandom::fill(&mut bytes) {
-        Ok(()) => {
-            f64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-                / f64::from(u32::MAX)
-        }
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
         Err(_) => 1.0,
     };
     tokio::time::sleep(ceiling.mul_f64(fraction)).await;
@@ -761,10 +758,7 @@ impl Session {
         let shared = &self.inner.shared;
         // Stores keep expiry to the second at worst; an hour ago is past everywhere.
         let retired_at = OffsetDateTime::now_utc() - time::Duration::hours(1);
-        for attempt in 0..MAX_SAVE_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+        for attempt in 1..=MAX_SAVE_ATTEMPTS {
             let tombstone = Record {
                 data: SessionMap::new(),
                 expires_at: retired_at,
@@ -773,6 +767,10 @@ impl Session {
             match self.call(shared.store.save(old_key, &tombstone)).await {
                 Ok(_) => return self.call(shared.store.delete(old_key)).await,
                 Err(Error::Conflict) if shared.policy != ConflictPolicy::Strict => {
+                    if attempt == MAX_SAVE_ATTEMPTS {
+                        break;
+                    }
+                    backoff(attempt).await;
                     let fresh = match self.call(shared.store.load(old_key)).await {
                         Ok(fresh) => fresh,
                         Err(Error::Corrupt(_)) => None,
@@ -1071,10 +1069,7 @@ impl Session {
             // Nothing changed: only the expiry moves (SESSION_SAVE_EVERY_REQUEST).
             return self.call(shared.store.touch(&key, until)).await;
         }
-        for attempt in 0..MAX_SAVE_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+        for attempt in 1..=MAX_SAVE_ATTEMPTS {
             let (key, mut record) = {
                 let state = self.state();
                 (state.key.clone(), self.record_of(&state))
@@ -1103,6 +1098,12 @@ impl Session {
                     let Some(key) = key else {
                         return Err(Error::Conflict);
                     };
+                    if attempt == MAX_SAVE_ATTEMPTS {
+                        break;
+                    }
+                    // Wait before re-reading, not after: the re-read version
+                    // must be as fresh as possible when the next try compares.
+                    backoff(attempt).await;
                     let fresh = match self.call(shared.store.load(&key)).await {
                         Ok(fresh) => fresh,
                         Err(Error::Corrupt(_)) => None,
