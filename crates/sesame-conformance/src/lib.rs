@@ -4,6 +4,9 @@
 //!   [`SessionStore`](sesame::backends::SessionStore) trait, so a new store is
 //!   checked against the same cases as every other (Django's
 //!   `SessionTestsMixin`). [`Caps`] says what the store under test can do.
+//! - [`race_suite!`] expands to one test per race rule: concurrent requests
+//!   on one session lose no write and bring no session back; each case
+//!   prints its [`figure`].
 //! - [`env_url`] reads `SESAME_TEST_<STORE>_URL` for stores that need an
 //!   external server, and prints the skip line when it is unset.
 //! - [`FailingStore`], [`CountingStore`], [`SlowStore`] and [`ToggleStore`]
@@ -32,10 +35,12 @@
 mod doubles;
 mod http;
 mod proxy;
+mod races;
 mod store;
 
 pub use doubles::{Calls, CountingStore, FailingStore, Outage, SlowStore, ToggleStore};
 pub use proxy::ToggleProxy;
+pub use races::{Scale, figure};
 pub use store::{Caps, env_url};
 
 /// What the exported macros reach through `$crate`, so callers need no
@@ -46,5 +51,6 @@ pub mod __private {
     pub use ::tokio;
 
     pub use crate::http::cases as http_cases;
+    pub use crate::races::cases as race_cases;
     pub use crate::store::{cases, run};
 }

@@ -11,12 +11,40 @@ use serde_json::Value;
 use sesame_codec::{SESSION_EXPIRY_KEY, SessionMap, TEST_COOKIE_NAME, TEST_COOKIE_VALUE};
 use time::OffsetDateTime;
 
-use crate::backends::{DynStore, Record, SessionStore, Version};
+use crate::backends::{DynStore, Record, Saved, SessionStore, Version};
 use crate::{Error, Expiry, KeyKind, OutagePolicy, Result, SessionKey, Settings};
 
 /// How many times a save re-reads and re-applies its changes after a
 /// concurrent write before giving up with [`Error::Conflict`].
-const MAX_SAVE_ATTEMPTS: usize = 16;
+///
+/// An attempt is lost only when another request saved the record in
+/// between, and a request saves once, so with at most this many requests
+/// writing one session at once every save succeeds, however they interleave.
+const MAX_SAVE_ATTEMPTS: u32 = 64;
+
+/// The first retry after a conflict waits up to this long; each later one
+/// up to twice as long as the one before, at most [`MAX_BACKOFF`].
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The longest wait between two attempts of one save.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(16);
+
+/// Waits before retry number `attempt` (from 1) of a conflicting write: a
+/// random time up to `FIRST_BACKOFF * 2^(attempt - 1)`, capped ("full
+/// jitter"), so writers that lost the same race do not retry in lockstep
+/// and lose again together.
+async fn backoff(attempt: u32) {
+    let ceiling = FIRST_BACKOFF
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF);
+    let mut bytes = [0; 4];
+    // No randomness (never seen in practice): wait the full ceiling.
+    let fraction = match getrandom::fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 1.0,
+    };
+    tokio::time::sleep(ceiling.mul_f64(fraction)).await;
+}
 
 /// The reason in [`Error::Unsaveable`] once the store was found unavailable.
 pub(crate) const STORE_UNAVAILABLE: &str = "the session store was unavailable";
@@ -206,6 +234,37 @@ impl Session {
             candidates.push(key);
         }
         Self::from_shared(shared, candidates)
+    }
+
+    /// This session with another [`ConflictPolicy`] (a session made with
+    /// [`new`](Self::new) uses the default, `Merge`; the middleware's
+    /// sessions use the layer's policy).
+    ///
+    /// Call it right after making the session: the state moves to the
+    /// returned handle, and clones taken before keep the old policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sesame::backends::MemoryStore;
+    /// use sesame::{ConflictPolicy, Session};
+    ///
+    /// let session = Session::new(MemoryStore::new(), None)
+    ///     .with_conflict_policy(ConflictPolicy::Strict);
+    /// # let _ = session;
+    /// ```
+    #[must_use]
+    pub fn with_conflict_policy(self, policy: ConflictPolicy) -> Self {
+        let mut shared = Shared::clone(&self.inner.shared);
+        shared.policy = policy;
+        let state = std::mem::take(&mut *self.state());
+        Self {
+            inner: Arc::new(Inner {
+                shared: Arc::new(shared),
+                state: Mutex::new(state),
+                load_lock: tokio::sync::Mutex::new(()),
+            }),
+        }
     }
 
     pub(crate) fn from_shared(shared: Arc<Shared>, candidates: Candidates) -> Self {
@@ -642,30 +701,32 @@ impl Session {
     /// Empties the session, deletes its record and drops its key: logout.
     /// A later write in the same request starts a new session with a new key.
     ///
+    /// A key that names no live record (a forged or stale cookie) costs one
+    /// lookup and no write: only a record that exists is deleted.
+    ///
     /// # Errors
     ///
-    /// A store error while deleting, or [`Error::Unsaveable`] (nothing
-    /// deleted, the cookie kept) once this request found the store
+    /// A store error while loading or deleting, or [`Error::Unsaveable`]
+    /// (nothing deleted, the cookie kept) once this request found the store
     /// unavailable: a logout that did not happen must not look done.
     ///
     /// # Django
     ///
-    /// `session.flush()`.
+    /// `session.flush()`. Django deletes the cookie's key without looking
+    /// it up, so a request with a random cookie costs a `DELETE`; Sesame
+    /// looks first, so anonymous requests never write.
     pub async fn flush(&self) -> Result<()> {
+        self.load(true).await?;
         self.check_no_outage()?;
-        let doomed: Vec<SessionKey> = {
+        let doomed = {
             let mut state = self.state();
-            let doomed = if state.loaded {
-                state.key.iter().cloned().collect()
-            } else {
-                state.candidates.iter().cloned().collect()
-            };
+            let doomed = state.key.take();
             state.reset_empty();
             state.accessed = true;
             state.modified = true;
             doomed
         };
-        for key in doomed {
+        if let Some(key) = doomed {
             self.call(self.inner.shared.store.delete(&key)).await?;
         }
         Ok(())
@@ -674,37 +735,108 @@ impl Session {
     /// Gives the session a new key, keeping its data, and deletes the old
     /// record: call it at login against session fixation.
     ///
+    /// The rotation is exclusive: the new record is created, then the old
+    /// one is retired by a compare-and-swap on the version this session
+    /// loaded. Of two concurrent rotations of one session exactly one wins
+    /// and the other removes the record it created, so one live key
+    /// remains; a rotation racing a logout never brings the session back
+    /// under its new key. A change another request saved to the old record
+    /// meanwhile is merged into the new one (under
+    /// [`ConflictPolicy::Merge`]), overwritten (`LastWriteWins`) or reported
+    /// (`Strict`).
+    ///
     /// # Errors
     ///
-    /// A store error while loading, creating or deleting,
+    /// [`Error::Missing`] when the old record was deleted (a logout) or
+    /// retired (a concurrent rotation) meanwhile, [`Error::Conflict`] under
+    /// the strict policy when it was changed meanwhile, or a store error.
+    /// On any error no new record remains (unless removing it failed too).
     /// [`Error::TooLarge`] over [`Settings::max_session_size`], or
     /// [`Error::Unsaveable`] once this request found the store unavailable.
     ///
     /// # Django
     ///
     /// `session.cycle_key()`: stores the data under a new key at once, then
-    /// deletes the old record.
+    /// deletes the old record. Django deletes unconditionally, so two
+    /// concurrent logins leave two live keys.
     pub async fn cycle_key(&self) -> Result<()> {
         self.load(true).await?;
         self.check_no_outage()?;
+        let shared = &self.inner.shared;
         let (old, record) = {
             let state = self.state();
-            (state.key.clone(), self.record_of(&state))
+            (
+                state.key.clone().map(|k| (k, state.version.clone())),
+                self.record_of(&state),
+            )
         };
         self.check_size(&record)?;
-        let saved = self.call(self.inner.shared.store.create(&record)).await?;
+        let mut new = self.call(shared.store.create(&record)).await?;
+        // A signed key is the data: there is nothing stored to retire.
+        if let Some((old_key, old_version)) = old
+            && shared.store.key_kind() != KeyKind::Signed
+            && let Err(e) = self.retire(&old_key, old_version, &mut new).await
         {
-            let mut state = self.state();
-            state.key = Some(saved.key);
-            state.version = Some(saved.version);
-            state.changed.clear();
-            state.cleared = false;
-            state.modified = true;
+            // Best effort: the error that matters is the rotation's.
+            let _ = self.call(shared.store.delete(&new.key)).await;
+            return Err(e);
         }
-        if let Some(old) = old {
-            self.call(self.inner.shared.store.delete(&old)).await?;
-        }
+        let mut state = self.state();
+        state.key = Some(new.key);
+        state.version = Some(new.version);
+        state.changed.clear();
+        state.cleared = false;
+        state.modified = true;
         Ok(())
+    }
+
+    /// Retires the record a rotation leaves: a compare-and-swap to an
+    /// expired, empty record (which no request can load or save any more),
+    /// then a delete. A conflict re-reads the old record and, under `Merge`,
+    /// carries the other request's change into the `new` record first.
+    async fn retire(
+        &self,
+        old_key: &SessionKey,
+        mut old_version: Option<Version>,
+        new: &mut Saved,
+    ) -> Result<()> {
+        let shared = &self.inner.shared;
+        // Stores keep expiry to the second at worst; an hour ago is past everywhere.
+        let retired_at = OffsetDateTime::now_utc() - time::Duration::hours(1);
+        for attempt in 1..=MAX_SAVE_ATTEMPTS {
+            let tombstone = Record {
+                data: SessionMap::new(),
+                expires_at: retired_at,
+                version: old_version.clone(),
+            };
+            match self.call(shared.store.save(old_key, &tombstone)).await {
+                Ok(_) => return self.call(shared.store.delete(old_key)).await,
+                Err(Error::Conflict) if shared.policy != ConflictPolicy::Strict => {
+                    if attempt == MAX_SAVE_ATTEMPTS {
+                        break;
+                    }
+                    backoff(attempt).await;
+                    let fresh = match self.call(shared.store.load(old_key)).await {
+                        Ok(fresh) => fresh,
+                        Err(Error::Corrupt(_)) => None,
+                        Err(e) => return Err(e),
+                    };
+                    let fresh = fresh.ok_or(Error::Missing)?;
+                    old_version = fresh.version.clone();
+                    if shared.policy == ConflictPolicy::Merge {
+                        let record = {
+                            let mut state = self.state();
+                            state.rebase(Some((old_key.clone(), fresh)));
+                            state.version = Some(new.version.clone());
+                            self.record_of(&state)
+                        };
+                        *new = self.call(shared.store.save(&new.key, &record)).await?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict)
     }
 
     // ----- expiry ----------------------------------------------------------
@@ -850,6 +982,103 @@ impl Session {
 
     // ----- saving ----------------------------------------------------------
 
+    /// Discards this session's unsaved changes and reads its record again.
+    ///
+    /// This is what a handler needs to retry its own logic after a save
+    /// fails with [`Error::Conflict`] under [`ConflictPolicy::Strict`]:
+    /// reload, recompute, save again. A session never stored (no key) just
+    /// drops its changes and stays empty.
+    ///
+    /// # Examples
+    ///
+    /// An increment that counts every request, however many run at once:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> sesame::Result<()> {
+    /// use sesame::backends::MemoryStore;
+    /// use sesame::{ConflictPolicy, Error, Session};
+    ///
+    /// /// Adds one to `counter`, retrying on a concurrent change (at most `budget` tries).
+    /// async fn increment(session: &Session, budget: usize) -> sesame::Result<i64> {
+    ///     for _ in 0..budget {
+    ///         let n = session.get::<i64>("counter").await?.unwrap_or(0) + 1;
+    ///         session.insert("counter", n).await?;
+    ///         match session.save().await {
+    ///             Ok(()) => return Ok(n),
+    ///             Err(Error::Conflict) => session.reload().await?,
+    ///             Err(e) => return Err(e),
+    ///         }
+    ///     }
+    ///     Err(Error::Conflict)
+    /// }
+    ///
+    /// let store = MemoryStore::new();
+    /// # let seed = Session::new(store.clone(), None);
+    /// # seed.insert("counter", 0).await?;
+    /// # seed.save().await?;
+    /// # let key = seed.session_key();
+    /// // Two requests on one session, as a strict layer would hand them out.
+    /// let strict = || {
+    ///     Session::new(store.clone(), key.clone()).with_conflict_policy(ConflictPolicy::Strict)
+    /// };
+    /// let (a, b) = (strict(), strict());
+    /// a.get_value("counter").await?; // both read 0
+    /// b.get_value("counter").await?;
+    /// assert_eq!(increment(&a, 3).await?, 1);
+    /// assert_eq!(increment(&b, 3).await?, 2); // conflict, reload, retry
+    /// assert_eq!(Session::new(store, key).get::<i64>("counter").await?, Some(2));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Missing`] when the record was deleted meanwhile (the session
+    /// is then empty, with no key), or a store error.
+    ///
+    /// # Django
+    ///
+    /// No equivalent: Django's saves never conflict. Like making a new
+    /// `SessionStore(session_key=…)`, on the same handle.
+    pub async fn reload(&self) -> Result<()> {
+        let loaded_key = {
+            let mut state = self.state();
+            if state.outage {
+                return Err(Error::Unsaveable("the session store was unavailable"));
+            }
+            state.changed.clear();
+            state.cleared = false;
+            state.modified = false;
+            state.accessed = true;
+            state.loaded.then(|| state.key.clone())
+        };
+        let Some(key) = loaded_key else {
+            // Never loaded: the first load reads the record.
+            return self.load(true).await;
+        };
+        let _guard = self.inner.load_lock.lock().await;
+        let Some(key) = key else {
+            self.state().reset_empty();
+            return Ok(());
+        };
+        let fresh = match self.call(self.inner.shared.store.load(&key)).await {
+            Ok(fresh) => fresh,
+            Err(Error::Corrupt(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let mut state = self.state();
+        match fresh {
+            Some(record) => {
+                state.data = record.data;
+                state.version = record.version;
+                Ok(())
+            }
+            None => {
+                state.reset_empty();
+                Err(Error::Missing)
+            }
+        }
+    }
+
     /// Writes the session to its store: creates the record (with a fresh key)
     /// when there is none, otherwise updates it, moving its expiry forward.
     ///
@@ -889,7 +1118,7 @@ impl Session {
             // Nothing changed: only the expiry moves (SESSION_SAVE_EVERY_REQUEST).
             return self.call(shared.store.touch(&key, until)).await;
         }
-        for _ in 0..MAX_SAVE_ATTEMPTS {
+        for attempt in 1..=MAX_SAVE_ATTEMPTS {
             let (key, mut record) = {
                 let state = self.state();
                 (state.key.clone(), self.record_of(&state))
@@ -919,6 +1148,12 @@ impl Session {
                     let Some(key) = key else {
                         return Err(Error::Conflict);
                     };
+                    if attempt == MAX_SAVE_ATTEMPTS {
+                        break;
+                    }
+                    // Wait before re-reading, not after: the re-read version
+                    // must be as fresh as possible when the next try compares.
+                    backoff(attempt).await;
                     let fresh = match self.call(shared.store.load(&key)).await {
                         Ok(fresh) => fresh,
                         Err(Error::Corrupt(_)) => None,
@@ -1168,6 +1403,96 @@ mod tests {
         assert_eq!(s.get_value("cart").await.unwrap(), Some(json!([1, 2])));
         s.save().await.unwrap();
         assert_eq!(store.len(), 1);
+    }
+
+    /// Two handles on one stored session `{"cart": 1}`, both loaded.
+    async fn two_loaded() -> (MemoryStore, SessionKey, Session, Session) {
+        let (store, s) = fresh();
+        s.insert("cart", 1).await.unwrap();
+        s.save().await.unwrap();
+        let key = s.session_key().unwrap();
+        let a = Session::new(store.clone(), Some(key.clone()));
+        let b = Session::new(store.clone(), Some(key.clone()));
+        a.get_value("cart").await.unwrap();
+        b.get_value("cart").await.unwrap();
+        (store, key, a, b)
+    }
+
+    #[tokio::test]
+    async fn of_two_concurrent_rotations_one_wins_and_one_key_lives() {
+        let (store, old, a, b) = two_loaded().await;
+        a.cycle_key().await.unwrap();
+        assert!(matches!(b.cycle_key().await, Err(Error::Missing)));
+        assert_eq!(store.len(), 1, "the loser's record must be removed");
+        assert!(!store.exists(&old).await.unwrap());
+        let winner = a.session_key().unwrap();
+        assert!(store.exists(&winner).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn rotation_after_logout_brings_nothing_back() {
+        let (store, _, a, b) = two_loaded().await;
+        a.flush().await.unwrap();
+        assert!(matches!(b.cycle_key().await, Err(Error::Missing)));
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn rotation_carries_a_concurrent_change_to_the_new_key() {
+        let (store, old, a, b) = two_loaded().await;
+        a.insert("theme", "dark").await.unwrap();
+        a.save().await.unwrap();
+        b.insert("user", 42).await.unwrap();
+        b.cycle_key().await.unwrap();
+        assert!(!store.exists(&old).await.unwrap());
+        let new = Session::new(store.clone(), b.session_key());
+        assert_eq!(new.keys().await.unwrap(), ["cart", "theme", "user"]);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn strict_rotation_reports_a_concurrent_change() {
+        let (store, old, a, b) = two_loaded().await;
+        let b = b.with_conflict_policy(ConflictPolicy::Strict);
+        a.insert("theme", "dark").await.unwrap();
+        a.save().await.unwrap();
+        assert!(matches!(b.cycle_key().await, Err(Error::Conflict)));
+        assert!(store.exists(&old).await.unwrap());
+        assert_eq!(
+            store.len(),
+            1,
+            "the refused rotation's record must be removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn reload_discards_changes_and_reads_again() {
+        let (store, key, a, b) = two_loaded().await;
+        a.insert("cart", 2).await.unwrap();
+        a.save().await.unwrap();
+        b.insert("mine", true).await.unwrap();
+        b.reload().await.unwrap();
+        assert!(!b.is_modified());
+        assert_eq!(b.keys().await.unwrap(), ["cart"]);
+        assert_eq!(b.get::<i64>("cart").await.unwrap(), Some(2));
+        store.delete(&key).await.unwrap();
+        assert!(matches!(b.reload().await, Err(Error::Missing)));
+        assert_eq!(b.session_key(), None);
+        assert!(b.is_empty());
+    }
+
+    #[tokio::test]
+    async fn merge_keeps_the_later_save_for_a_key_both_changed() {
+        let (store, key, a, b) = two_loaded().await;
+        a.insert("cart", "a").await.unwrap();
+        b.insert("cart", "b").await.unwrap();
+        b.save().await.unwrap();
+        a.save().await.unwrap();
+        let stored = Session::new(store, Some(key));
+        assert_eq!(
+            stored.get::<String>("cart").await.unwrap().as_deref(),
+            Some("a")
+        );
     }
 
     #[tokio::test]
