@@ -79,6 +79,93 @@ mod file {
     sesame_conformance::race_suite!(store(), sesame_conformance::Caps::default());
 }
 
+/// Django's `cache` engine on `SESAME_TEST_REDIS_URL`.
+#[cfg(feature = "redis")]
+mod redis {
+    async fn store() -> Option<sesame::backends::RedisStore> {
+        let url = sesame_conformance::env_url("REDIS")?;
+        Some(
+            sesame::backends::RedisStore::connect(&url)
+                .await
+                .expect("connect to Redis"),
+        )
+    }
+
+    const CAPS: sesame_conformance::Caps = sesame_conformance::Caps {
+        native_ttl: true,
+        expiry_resolution: time::Duration::seconds(1),
+        ..sesame_conformance::Caps::DEFAULT
+    };
+
+    sesame_conformance::race_suite!(store(), CAPS);
+}
+
+/// The same on a Redis Cluster (`SESAME_TEST_REDIS_CLUSTER_URL`).
+#[cfg(feature = "redis-cluster")]
+mod redis_cluster {
+    async fn store() -> Option<sesame::backends::RedisStore> {
+        let url = sesame_conformance::env_url("REDIS_CLUSTER")?;
+        Some(
+            sesame::backends::RedisStore::connect(&url)
+                .await
+                .expect("connect to the Redis Cluster"),
+        )
+    }
+
+    const CAPS: sesame_conformance::Caps = sesame_conformance::Caps {
+        native_ttl: true,
+        expiry_resolution: time::Duration::seconds(1),
+        ..sesame_conformance::Caps::DEFAULT
+    };
+
+    sesame_conformance::race_suite!(store(), CAPS);
+}
+
+/// Django's `cache` engine on `SESAME_TEST_MEMCACHED_URL`.
+#[cfg(feature = "memcached")]
+mod memcached {
+    async fn store() -> Option<sesame::backends::MemcachedStore> {
+        let url = sesame_conformance::env_url("MEMCACHED")?;
+        Some(
+            sesame::backends::MemcachedStore::connect(&url)
+                .await
+                .expect("connect to memcached"),
+        )
+    }
+
+    const CAPS: sesame_conformance::Caps = sesame_conformance::Caps {
+        native_ttl: true,
+        expiry_resolution: time::Duration::seconds(1),
+        size_limit: Some(1024 * 1024),
+        ..sesame_conformance::Caps::DEFAULT
+    };
+
+    sesame_conformance::race_suite!(store(), CAPS);
+}
+
+/// Django's `cached_db`: Redis in front of SQLite.
+#[cfg(all(feature = "redis", feature = "sqlite"))]
+mod cached_db {
+    use sesame::backends::{CacheKeys, CachedDbStore, RedisStore, SqliteStore};
+
+    async fn store() -> Option<CachedDbStore<RedisStore, SqliteStore>> {
+        let url = sesame_conformance::env_url("REDIS")?;
+        let cache = RedisStore::connect(&url)
+            .await
+            .expect("connect to Redis")
+            .with_keys(CacheKeys::cached_db());
+        let db = crate::sql_support::sqlite::store().await?;
+        Some(CachedDbStore::new(cache, db))
+    }
+
+    const CAPS: sesame_conformance::Caps = sesame_conformance::Caps {
+        expiry_resolution: time::Duration::seconds(1),
+        ..sesame_conformance::Caps::DEFAULT
+    };
+
+    sesame_conformance::race_suite!(store(), CAPS);
+}
+
 /// Two `SqliteStore`s on one database file, as two server processes open
 /// it: each has its own writer connection, so the two contend for SQLite's
 /// write lock, where "database is locked" comes from.

@@ -80,7 +80,11 @@ const FROM_CACHE: u8 = b'C';
 ///   fails to take the write is logged at `error` level on target
 ///   `sesame::store` and is not fatal (Django 5.1's behaviour); the stale
 ///   entry is then caught by the next write's check (below) and dropped.
-/// - **Deletes** reach both. Unlike Django, a delete the cache does not
+/// - **Deletes** reach both, the database first. A copy written to the
+///   cache by a request that raced the delete is noticed by that request
+///   (it checks the record still exists after copying) and dropped, so a
+///   logout is never undone by a slow request, as it can be in Django.
+///   Unlike Django, a delete the cache does not
 ///   confirm is an error (the middleware's outage answer): a cached copy of a
 ///   logged-out session must not stay loadable.
 /// - **No lost writes.** A save is a compare-and-swap on the database row.
@@ -146,6 +150,13 @@ impl<C: SessionCache, D: SessionStore> CachedDbStore<C, D> {
     }
 
     /// Copies a record into the cache; a failure is logged, not returned.
+    ///
+    /// A delete (a logout) may have run between the database read or write
+    /// this copy comes from and the copy itself; the copy would then bring
+    /// the deleted session back for as long as it lives in the cache. So the
+    /// record's existence is checked again *after* the copy is in place, and
+    /// the copy dropped if the record is gone: a delete removes the row
+    /// before the cache entry, so one of the two always sees the other.
     async fn fill(&self, key: &SessionKey, data: &SessionMap, expires_at: OffsetDateTime) {
         if let Err(e) = self.cache.set(key, data, expires_at).await {
             tracing::error!(
@@ -154,6 +165,10 @@ impl<C: SessionCache, D: SessionStore> CachedDbStore<C, D> {
                 source = ?std::error::Error::source(&e),
                 "could not write the session to the cache of cached_db"
             );
+            return;
+        }
+        if !matches!(self.db.exists(key).await, Ok(true)) {
+            self.forget(key).await;
         }
     }
 
