@@ -1,0 +1,51 @@
+//! The peer-bench workload on Sesame: the same two routes, bodies and server
+//! as the peers in `../shared/peer-bench` (`GET /` reads `counter`, stores
+//! `counter + 1` and answers `counter=<old>`; `GET /plain` never touches the
+//! session), so a comparison measures the session layers and nothing else.
+//!
+//! Run: `STORE=memory: PORT=8000 cargo run --release -p sesame --example bench_server --features full`.
+//! `STORE` is `memory:` (default), `sqlite://PATH` or a `redis://…` URL;
+//! `bench/peer-bench.sh` runs it under the harness. `SECRET_KEY` signs
+//! SQLite rows (a fixed bench key when unset).
+
+use axum::{Router, routing::get};
+use sesame::backends::{MemoryStore, RedisStore, SessionStore, SqliteStore};
+use sesame::{Session, SessionManagerLayer, Settings, Signer};
+
+async fn counter(session: Session) -> sesame::Result<String> {
+    let c: u64 = session.get("counter").await?.unwrap_or(0);
+    session.insert("counter", c + 1).await?;
+    Ok(format!("counter={c}"))
+}
+
+async fn plain() -> &'static str {
+    "plain"
+}
+
+fn app(store: impl SessionStore) -> Router {
+    Router::new()
+        .route("/", get(counter))
+        .route("/plain", get(plain))
+        .layer(SessionManagerLayer::new(store).with_settings(Settings::default()))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8000".into());
+    let store = std::env::var("STORE").unwrap_or_else(|_| "memory:".into());
+    let signer = Signer::new(
+        std::env::var("SECRET_KEY").unwrap_or_else(|_| "sesame-bench-server-key".into()),
+    );
+    let app = if let Some(path) = store.strip_prefix("sqlite://") {
+        let store = SqliteStore::open(path, signer)?;
+        store.migrate().await?;
+        app(store)
+    } else if store.starts_with("redis") {
+        app(RedisStore::connect(&store).await?)
+    } else {
+        app(MemoryStore::new())
+    };
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
