@@ -77,6 +77,9 @@
 //! | `sqlite` | yes | [`SqliteStore`], on a bundled SQLite through rusqlite |
 //! | `postgres` | no | [`PostgresStore`], through sqlx |
 //! | `mysql` | no | [`MySqlStore`], for MySQL and MariaDB, through sqlx |
+//! | `redis` | no | [`RedisStore`], through redis-rs (multiplexed, reconnecting) |
+//! | `redis-cluster` | no | [`RedisStore`] on a Redis Cluster (`redis+cluster://`) |
+//! | `redis-tls` | no | `rediss://` for [`RedisStore`], with rustls |
 //! | `memcached` | no | [`MemcachedStore`], with its own small client on tokio |
 //! | `full` | no | all of the above (for CI and docs) |
 //!
@@ -94,9 +97,10 @@
 //! | [`SignedCookieStore`](backends::SignedCookieStore) | `django.contrib.sessions.backends.signed_cookies` | always |
 //! | [`FileStore`](backends::FileStore) | `django.contrib.sessions.backends.file` | always |
 //! | [`MemcachedStore`] | `django.contrib.sessions.backends.cache` on `PyMemcacheCache` | `memcached` |
+//! | [`RedisStore`] | `django.contrib.sessions.backends.cache` on `RedisCache` | `redis` |
+//! | [`CachedDbStore`](backends::CachedDbStore) | `django.contrib.sessions.backends.cached_db` | always |
 //!
-//! Django's `cache` engine on Redis and its `cached_db` engine have no store yet. Any
-//! type implementing [`SessionStore`](backends::SessionStore) is a store: see
+//! Any type implementing [`SessionStore`](backends::SessionStore) is a store: see
 //! [the stores guide](docs::stores).
 //!
 //! # Guides
@@ -137,6 +141,8 @@
     doc = "[`MemcachedStore`]: backends::MemcachedStore"
 )]
 #![cfg_attr(not(feature = "memcached"), doc = "[`MemcachedStore`]: backends")]
+#![cfg_attr(feature = "redis", doc = "[`RedisStore`]: backends::RedisStore")]
+#![cfg_attr(not(feature = "redis"), doc = "[`RedisStore`]: backends")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
