@@ -1,0 +1,530 @@
+//! `RedisStore` over TLS (`rediss://`, feature `redis-tls`): a private
+//! `redis-server` that only speaks TLS, with a self-signed certificate for
+//! 127.0.0.1.
+//!
+//! - An untrusted certificate is refused (`RedisStore::connect` verifies
+//!   against the system's roots), and so is plain text on the TLS port.
+//! - A client that trusts the certificate (`redis::Client::build_with_tls`)
+//!   gives a store that creates, loads, saves (CAS), touches and deletes, and
+//!   serves the middleware: the session counts up over TLS.
+//! - Both conformance suites run on that store.
+//!
+//! The certificate is made with the `openssl` CLI. The tests skip (with a
+//! `SKIP redis tls:` line) when `openssl` or `redis-server` is missing. One
+//! server is shared by every test of this binary; it runs under a small
+//! `sh` wrapper that kills it (and removes the temp dir) when its stdin
+//! closes, that is when the test process exits, however it exits. Run:
+//! `cargo test -p sesame --all-features --test redis_tls -- --nocapture`.
+
+#![cfg(feature = "redis-tls")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers are not #[test] fns; a failed unwrap is a failed test"
+)]
+
+use std::io::ErrorKind;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration as StdDuration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::header::{COOKIE, SET_COOKIE};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde_json::json;
+use sesame::backends::{Record, RedisStore, SessionStore};
+use sesame::codec::SessionMap;
+use sesame::{Error, Session, SessionKey, SessionManagerLayer};
+use sesame_conformance::Caps;
+use time::{Duration, OffsetDateTime};
+use tower::ServiceExt;
+
+/// Each client command and connection attempt.
+const TIMEOUT: StdDuration = StdDuration::from_secs(2);
+/// How long the server may take to start and accept TLS connections.
+const STARTUP: StdDuration = StdDuration::from_secs(10);
+/// A test step that takes longer than this is a hang.
+const STEP: StdDuration = StdDuration::from_secs(15);
+
+// ---- a private TLS-only redis-server ------------------------------------------
+
+/// A `redis-server` listening only on a TLS port, with its certificate.
+#[derive(Debug)]
+struct TlsServer {
+    /// The `sh` wrapper: closing its stdin kills the server.
+    wrapper: Option<Child>,
+    port: u16,
+    /// `cert.pem`: the server's self-signed certificate, PEM.
+    cert: Vec<u8>,
+}
+
+impl TlsServer {
+    /// Makes the certificate and starts the server, or `None` (and a skip
+    /// line) when `openssl` or `redis-server` is missing.
+    fn start() -> Option<Self> {
+        for (tool, version) in [("openssl", "version"), ("redis-server", "--version")] {
+            if !on_path(tool, version) {
+                eprintln!("SKIP redis tls: `{tool}` not found");
+                return None;
+            }
+        }
+        let dir = temp_dir();
+        let made = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+            .args(["-keyout", "key.pem", "-out", "cert.pem", "-days", "2"])
+            .args(["-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            // openssl marks a self-signed certificate CA:TRUE by default,
+            // which webpki refuses as a server's (`CaUsedAsEndEntity`).
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run openssl");
+        assert!(
+            made.status.success(),
+            "openssl req failed: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let cert = std::fs::read(dir.join("cert.pem")).expect("cert.pem");
+
+        let port = free_port();
+        // The wrapper runs the server in the background and waits for EOF on
+        // its stdin (a pipe from this process), then kills it and cleans up.
+        let script = r#"redis-server "$@" >redis.log 2>&1 </dev/null &
+r=$!
+read _ignored
+kill $r 2>/dev/null
+wait $r
+cd / && rm -rf "$SESAME_TLS_DIR""#;
+        let wrapper = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem"])
+            .args(["--tls-ca-cert-file", "cert.pem", "--tls-auth-clients", "no"])
+            .args(["--save", "", "--appendonly", "no"])
+            .env("SESAME_TLS_DIR", &dir)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run sh");
+        let server = Self {
+            wrapper: Some(wrapper),
+            port,
+            cert,
+        };
+        server.wait_listening(&dir);
+        Some(server)
+    }
+
+    /// Waits until the TLS port accepts TCP connections (Redis opens its
+    /// listeners once the TLS context is loaded); panics with the server's
+    /// log after [`STARTUP`].
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "runs on spawn_blocking's thread (see `server`), not on the runtime"
+    )]
+    fn wait_listening(&self, dir: &Path) {
+        let deadline = Instant::now() + STARTUP;
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(StdDuration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+        panic!(
+            "redis-server did not listen on TLS port {} within {STARTUP:?}:\n{log}",
+            self.port
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        if let Some(mut wrapper) = self.wrapper.take() {
+            // EOF on the wrapper's stdin: it kills the server and exits.
+            drop(wrapper.stdin.take());
+            let _ = wrapper.wait();
+        }
+    }
+}
+
+/// Whether `tool` runs (`tool version_arg`).
+fn on_path(tool: &str, version_arg: &str) -> bool {
+    match Command::new(tool)
+        .arg(version_arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => true,
+        Err(err) if err.kind() == ErrorKind::NotFound => false,
+        Err(err) => panic!("cannot run {tool}: {err}"),
+    }
+}
+
+fn temp_dir() -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let dir = std::env::temp_dir().join(format!("sesame-redis-tls-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the temp dir");
+    dir
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The server shared by every test, started on first use (`None`: skipped).
+async fn server() -> Option<&'static TlsServer> {
+    static SERVER: OnceLock<Option<TlsServer>> = OnceLock::new();
+    tokio::task::spawn_blocking(|| SERVER.get_or_init(TlsServer::start).as_ref())
+        .await
+        .unwrap()
+}
+
+// ---- clients -------------------------------------------------------------------
+
+/// `RedisStore::connect` on the server: it installs the process-wide rustls
+/// provider and verifies against the system's roots, which do not hold the
+/// self-signed certificate, so it must fail.
+async fn connect_untrusted(server: &TlsServer) -> sesame::Result<RedisStore> {
+    tokio::time::timeout(
+        STEP,
+        RedisStore::connect_with_timeout(&server.url(), TIMEOUT),
+    )
+    .await
+    .expect("connect to an untrusted server hung")
+}
+
+/// Installs the rustls crypto provider (through `RedisStore::connect`, see
+/// [`connect_untrusted`]) once per process, checking on the way that the
+/// untrusted certificate is refused.
+async fn install_provider(server: &TlsServer) {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            let refused = connect_untrusted(server).await;
+            assert!(
+                matches!(refused, Err(Error::Backend(_))),
+                "a self-signed certificate was accepted: {refused:?}"
+            );
+        })
+        .await;
+}
+
+/// A client that trusts the server's certificate (and only it).
+fn trusted_client(server: &TlsServer) -> redis::Client {
+    redis::Client::build_with_tls(
+        server.url(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(server.cert.clone()),
+        },
+    )
+    .expect("a TLS client")
+}
+
+/// A connection manager on [`trusted_client`], retried until the server
+/// answers over TLS (it may still be starting), for at most [`STARTUP`].
+async fn trusted_manager(server: &TlsServer) -> ConnectionManager {
+    install_provider(server).await;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(TIMEOUT))
+        .set_response_timeout(Some(TIMEOUT))
+        .set_min_delay(StdDuration::from_millis(20))
+        .set_max_delay(StdDuration::from_millis(250))
+        .set_number_of_retries(4);
+    let deadline = tokio::time::Instant::now() + STARTUP;
+    loop {
+        let attempt = tokio::time::timeout(
+            STEP,
+            ConnectionManager::new_with_config(trusted_client(server), config.clone()),
+        )
+        .await
+        .expect("a TLS connection attempt hung");
+        match attempt {
+            Ok(mut manager) => {
+                let pong: redis::RedisResult<String> =
+                    redis::cmd("PING").query_async(&mut manager).await;
+                if matches!(pong.as_deref(), Ok("PONG")) {
+                    return manager;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no PONG over TLS: {pong:?}"
+                );
+            }
+            Err(err) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no TLS connection within {STARTUP:?}: {err}"
+            ),
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+}
+
+/// The store under test: `RedisStore::new` on a trusting TLS connection, or
+/// `None` (skipped).
+async fn tls_store() -> Option<RedisStore> {
+    let server = server().await?;
+    Some(RedisStore::new(trusted_manager(server).await))
+}
+
+// ---- conformance ---------------------------------------------------------------
+
+/// As for plain Redis (`tests/backends.rs`): the expiry is read back as
+/// now + PTTL.
+const CAPS: Caps = Caps {
+    native_ttl: true,
+    expiry_resolution: Duration::seconds(1),
+    ..Caps::DEFAULT
+};
+
+mod suites {
+    use super::{CAPS, tls_store};
+
+    sesame_conformance::store_suite!(tls_store(), CAPS);
+    sesame_conformance::http_suite!(tls_store(), CAPS);
+}
+
+// ---- refusals ------------------------------------------------------------------
+
+/// An untrusted (self-signed) certificate is refused, and so is plain text
+/// on the TLS port; both within the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_certificate_and_plain_text_are_refused() {
+    let Some(server) = server().await else { return };
+    let refused = connect_untrusted(server).await;
+    let Err(Error::Backend(err)) = refused else {
+        panic!("a self-signed certificate was accepted: {refused:?}");
+    };
+    let text = format!("{err} {err:?}");
+    assert!(
+        text.to_lowercase().contains("certificate"),
+        "not refused for its certificate: {text}"
+    );
+    eprintln!("untrusted certificate refused: {err}");
+
+    let plain = format!("redis://127.0.0.1:{}/", server.port);
+    let refused = tokio::time::timeout(
+        STEP,
+        RedisStore::connect_with_timeout(&plain, StdDuration::from_millis(500)),
+    )
+    .await
+    .expect("a plain-text connect to the TLS port hung");
+    assert!(
+        refused.is_err(),
+        "plain text was accepted on the TLS port: {refused:?}"
+    );
+
+    // The trusted client still works after the refusals.
+    let store = tls_store().await.expect("the server runs");
+    let saved = store
+        .create(&Record::new(map(json!({"n": 1})), in_hours(1)))
+        .await
+        .unwrap();
+    assert!(store.exists(&saved.key).await.unwrap());
+}
+
+// ---- the store over TLS --------------------------------------------------------
+
+fn map(value: serde_json::Value) -> SessionMap {
+    match value {
+        serde_json::Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn in_hours(h: i64) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + Duration::hours(h)
+}
+
+/// Django's cache key for a session.
+fn django_key(key: &SessionKey) -> String {
+    format!(":1:django.contrib.sessions.cache{}", key.as_str())
+}
+
+/// Create, load, save with the current version, a stale save (`Conflict`),
+/// touch, delete, and a save after delete (`Missing`), all over TLS; the
+/// item is where Django's `RedisCache` looks for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_round_trips_over_tls() {
+    let Some(server) = server().await else { return };
+    let store = tls_store().await.expect("the server runs");
+    let mut raw = trusted_manager(server).await;
+
+    let data = map(json!({"_auth_user_id": "42", "counter": 1, "name": "Grüße"}));
+    let saved = store
+        .create(&Record::new(data.clone(), in_hours(1)))
+        .await
+        .unwrap();
+    let stored: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(django_key(&saved.key))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(stored.is_some(), "no item under Django's key");
+
+    let loaded = store.load(&saved.key).await.unwrap().expect("created");
+    assert_eq!(loaded.data, data);
+    assert_eq!(loaded.version.as_ref(), Some(&saved.version));
+    assert!((loaded.expires_at - in_hours(1)).abs() <= Duration::seconds(2));
+
+    // A save with the current version wins and returns a new one.
+    let mut next = loaded.clone();
+    next.data.insert("counter".into(), json!(2));
+    let resaved = store.save(&saved.key, &next).await.unwrap();
+    assert_eq!(resaved.key, saved.key);
+    assert_ne!(resaved.version, saved.version);
+    // A save with the version loaded before is a conflict, and changes nothing.
+    let mut stale = loaded.clone();
+    stale.data.insert("counter".into(), json!(99));
+    assert!(matches!(
+        store.save(&saved.key, &stale).await,
+        Err(Error::Conflict)
+    ));
+    let current = store.load(&saved.key).await.unwrap().expect("saved");
+    assert_eq!(current.data["counter"], 2);
+
+    // Touch moves the expiry and keeps the data.
+    let later = OffsetDateTime::now_utc() + Duration::hours(5);
+    store.touch(&saved.key, later).await.unwrap();
+    let touched = store.load(&saved.key).await.unwrap().expect("touched");
+    assert_eq!(touched.data["counter"], 2);
+    assert!((touched.expires_at - later).abs() <= Duration::seconds(2));
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(django_key(&saved.key))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!((5 * 3600 - 3..=5 * 3600).contains(&ttl), "ttl {ttl}");
+
+    // Delete; a save afterwards recreates nothing.
+    store.delete(&saved.key).await.unwrap();
+    assert!(store.load(&saved.key).await.unwrap().is_none());
+    assert!(matches!(
+        store.save(&saved.key, &current).await,
+        Err(Error::Missing)
+    ));
+    assert!(!store.exists(&saved.key).await.unwrap());
+}
+
+// ---- the middleware over TLS ---------------------------------------------------
+
+fn counter_app(store: RedisStore) -> Router {
+    async fn counter(session: Session) -> sesame::Result<String> {
+        let n: i64 = session.get("counter").await?.unwrap_or(0) + 1;
+        session.insert("counter", n).await?;
+        Ok(n.to_string())
+    }
+    Router::new()
+        .route("/", get(counter))
+        .layer(SessionManagerLayer::new(store))
+}
+
+struct Reply {
+    status: StatusCode,
+    key: Option<SessionKey>,
+    body: String,
+}
+
+async fn send(app: &Router, key: Option<&SessionKey>) -> Reply {
+    let mut request = Request::get("/");
+    if let Some(key) = key {
+        request = request.header(COOKIE, format!("sessionid={}", key.as_str()));
+    }
+    let response = tokio::time::timeout(
+        STEP,
+        app.clone().oneshot(request.body(Body::empty()).unwrap()),
+    )
+    .await
+    .expect("a request hung")
+    .unwrap();
+    let key = response.headers().get(SET_COOKIE).and_then(|c| {
+        let pair = c.to_str().ok()?.split(';').next()?;
+        pair.split_once('=')?.1.parse().ok()
+    });
+    Reply {
+        status: response.status(),
+        key,
+        body: String::from_utf8(
+            response
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap(),
+    }
+}
+
+/// The session counts up through the layer, stored over TLS, and
+/// concurrent new sessions each get their own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn middleware_counts_up_over_tls() {
+    let Some(server) = server().await else { return };
+    let store = tls_store().await.expect("the server runs");
+    let app = counter_app(store.clone());
+
+    let first = send(&app, None).await;
+    assert_eq!((first.status, first.body.as_str()), (StatusCode::OK, "1"));
+    let key = first.key.expect("a session cookie");
+    for n in 2..=5 {
+        let reply = send(&app, Some(&key)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, n.to_string());
+    }
+    let record = store.load(&key).await.unwrap().expect("stored");
+    assert_eq!(record.data["counter"], 5);
+    let mut raw = trusted_manager(server).await;
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(django_key(&key))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(exists, "the session is not under Django's key");
+
+    let concurrent: Vec<_> = (0..8)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { send(&app, None).await })
+        })
+        .collect();
+    let mut keys = Vec::new();
+    for request in concurrent {
+        let reply = request.await.unwrap();
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "1"));
+        keys.push(reply.key.expect("a session cookie"));
+    }
+    keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    keys.dedup();
+    assert_eq!(keys.len(), 8, "two new sessions shared a key");
+}
