@@ -12,7 +12,10 @@
 # Pass 1: axum-bare, tower-sessions MemoryStore, Sesame on MemoryStore.
 # Pass 2: tower-sessions MemoryStore, `sesame serve --store memory:`.
 # Pass 3: tower-sessions' SQLite store, Sesame on SqliteStore.
-# Pass 4: actix-session and tower-sessions on Redis, Sesame on RedisStore.
+# Pass 4: actix-session and tower-sessions on Redis, Sesame on RedisStore
+#         (tokio's multi-threaded runtime, as axum::serve and tower-sessions).
+# Pass 5: actix-session on Redis, Sesame on RedisStore with one single-threaded
+#         runtime per core (RUNTIME=per-core: actix-web's own model).
 #   PASSES="1 4" bench/peer-bench.sh   # only some passes Every run is bounded
 # by peer-bench's DURATION; the harness stops every server it started.
 # Needs wrk, redis-server, curl, python3 (Debian: apt-get install -y wrk redis-server curl).
@@ -30,7 +33,7 @@ chmod -R u+w "$WORK"
     cargo build --release -q -p sesame --features full --example bench_server)
 BIN=$ROOT/target/release/sesame
 BENCH=$ROOT/target/release/examples/bench_server
-PASSES=${PASSES:-1 2 3 4}
+PASSES=${PASSES:-1 2 3 4 5}
 if [ ! -x "$WORK/target/release/axum-bare" ]; then
     (cd "$WORK" && cargo build --release --locked -q)
 fi
@@ -52,21 +55,26 @@ wants 2 && results+=("$(run sesame-demo-memory "ts-memory" \
 wants 3 && results+=("$(run sesame-sqlite "ts14-sqlite" \
     "rm -f $DB $DB-wal $DB-shm; STORE=sqlite://$DB exec $BENCH")")
 wants 4 && results+=("$(run sesame-redis "actix-redis ts14-redis" "STORE=\$REDIS_URL exec $BENCH")")
+wants 5 && results+=("$(run sesame-redis-per-core "actix-redis" \
+    "RUNTIME=per-core STORE=\$REDIS_URL exec $BENCH")")
 
 python3 - "${results[@]}" <<'PY'
 import re, sys
-rows = {}
+passes = []
 for path in sys.argv[1:]:
+    rows = {}
     for line in open(path):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 6 and re.match(r"[\d /]+$", cells[2]):
             reps = [float(x) for x in cells[2].split("/")]
             rows[(cells[0], cells[1])] = sum(reps) / len(reps)
+    passes.append(rows)
     print(open(path).read())
 def ratio(label, a, b, target):
-    if a in rows and b in rows:
-        r = rows[a] / rows[b]
-        print(f"{label}: {rows[a]:.0f} / {rows[b]:.0f} = {r:.2f} (target >= {target})")
+    for rows in passes:  # both systems measured in the same pass
+        if a in rows and b in rows:
+            r = rows[a] / rows[b]
+            print(f"{label}: {rows[a]:.0f} / {rows[b]:.0f} = {r:.2f} (target >= {target})")
 print("## Ratios (same pass)")
 ratio("/plain with cookie vs axum-bare", ("sesame-memory", "/plain (cookie sent)"), ("axum-bare", "/plain"), 0.97)
 for n in ("64", "1000"):
@@ -75,4 +83,5 @@ for n in ("64", "1000"):
     ratio(f"/ SQLite vs ts14-sqlite ({n} sessions)", ("sesame-sqlite", f"/ ({n} sessions)"), ("ts14-sqlite", f"/ ({n} sessions)"), 10)
     ratio(f"/ Redis vs actix-redis ({n} sessions)", ("sesame-redis", f"/ ({n} sessions)"), ("actix-redis", f"/ ({n} sessions)"), 1.1)
     ratio(f"/ Redis vs ts14-redis ({n} sessions)", ("sesame-redis", f"/ ({n} sessions)"), ("ts14-redis", f"/ ({n} sessions)"), 2.5)
+    ratio(f"/ Redis, per-core runtimes, vs actix-redis ({n} sessions)", ("sesame-redis-per-core", f"/ ({n} sessions)"), ("actix-redis", f"/ ({n} sessions)"), 1.1)
 PY

@@ -29,9 +29,39 @@ fn app(store: impl SessionStore) -> Router {
         .layer(SessionManagerLayer::new(store).with_settings(Settings::default()))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port = std::env::var("PORT").unwrap_or_else(|_| "8000".into());
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), BoxError> {
+    let port: u16 = std::env::var("PORT")
+        .unwrap_or_else(|_| "8000".into())
+        .parse()?;
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    if std::env::var("RUNTIME").as_deref() == Ok("per-core") {
+        // One single-threaded runtime per core, each with its own listener
+        // (SO_REUSEPORT) and its own store connection: actix-web's model.
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(serve(port, true))
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().map_err(|_| "a worker panicked")??;
+        }
+        Ok(())
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(serve(port, false))
+    }
+}
+
+async fn serve(port: u16, reuse_port: bool) -> Result<(), BoxError> {
     let store = std::env::var("STORE").unwrap_or_else(|_| "memory:".into());
     let signer = Signer::new(
         std::env::var("SECRET_KEY").unwrap_or_else(|_| "sesame-bench-server-key".into()),
@@ -45,7 +75,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         app(MemoryStore::new())
     };
-    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
-    axum::serve(listener, app).await?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(reuse_port)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+    axum::serve(socket.listen(1024)?, app).await?;
     Ok(())
 }
