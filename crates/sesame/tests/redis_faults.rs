@@ -332,6 +332,70 @@ async fn killed_server_is_503_and_a_restart_recovers() {
     .await;
 }
 
+/// One Redis round trip to load and one to save (issue 4): a counter
+/// request on an existing session makes exactly one `GET` + `PTTL` pipeline
+/// and one `EVALSHA`, counted by the server itself (`INFO commandstats`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_costs_one_round_trip_to_load_and_one_to_save() {
+    let [port] = free_ports();
+    let Some(server) = Server::start(port, &[]).await else {
+        return;
+    };
+    bounded(async {
+        let app = counter_app(connect(&server.url()).await);
+        let first = send_bounded(&app, None).await;
+        let key = first.key.expect("a session cookie");
+        // The first save loaded the script (EVALSHA, NOSCRIPT, EVAL); from
+        // then on it is one EVALSHA.
+        assert_eq!(send_bounded(&app, Some(&key)).await.body, "2");
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(send_bounded(&app, Some(&key)).await.body, "3");
+        let stats: String = redis::cmd("INFO")
+            .arg("all")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let field = |prefix: &str| -> u64 {
+            stats
+                .lines()
+                .find_map(|line| line.strip_prefix(prefix))
+                .and_then(|rest| rest.split([',', '\r']).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let calls = |command: &str| field(&format!("cmdstat_{command}:calls="));
+        // Reads the server made from its clients since RESETSTAT: the
+        // request's, plus the one that brought this INFO.
+        let reads = field("total_reads_processed:") - 1;
+        eprintln!(
+            "figure: redis per counter request: {reads} round trips; commands get={} pttl={} \
+             evalsha={} (the script's own GET and SET count too: set={})",
+            calls("get"),
+            calls("pttl"),
+            calls("evalsha"),
+            calls("set"),
+        );
+        assert_eq!(reads, 2, "{stats}");
+        // Load: GET + PTTL, pipelined. Save: EVALSHA, whose script calls
+        // GET and SET (Redis counts those too).
+        assert_eq!(
+            (calls("get"), calls("pttl"), calls("evalsha"), calls("set")),
+            (2, 1, 1, 1),
+            "{stats}"
+        );
+        for other in ["eval", "exists", "del", "script", "pexpire"] {
+            assert_eq!(calls(other), 0, "unexpected {other}: {stats}");
+        }
+    })
+    .await;
+}
+
 /// SIGSTOP the server (it accepts but never answers): 503 within the store
 /// timeout. SIGCONT: success within a second, and the session survived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
