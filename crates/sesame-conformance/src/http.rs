@@ -25,6 +25,7 @@ macro_rules! http_suite {
             ($make_store) ($caps)
             plain_route_costs_no_store_call_and_sets_nothing
             first_write_sets_djangos_cookie
+            explicit_save_in_the_handler_still_sends_the_cookie
             cookie_brings_the_session_back
             read_only_access_varies_on_cookie_without_saving
             vary_is_patched_not_overwritten
@@ -134,6 +135,22 @@ pub mod cases {
                 get(|s: Session, Path(status): Path<u16>| async move {
                     s.insert("written", true).await?;
                     Ok::<_, sesame::Error>(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+                }),
+            )
+            .route(
+                "/read-flag",
+                get(|s: Session| async move {
+                    let flag: Option<bool> = s.get("saved_by_handler").await?;
+                    Ok::<_, sesame::Error>(
+                        flag.map_or("none", |f| if f { "true" } else { "false" }),
+                    )
+                }),
+            )
+            .route(
+                "/save-now",
+                get(|s: Session| async move {
+                    s.insert("saved_by_handler", true).await?;
+                    s.save().await.map(|()| "saved")
                 }),
             )
             .route(
@@ -317,6 +334,27 @@ pub mod cases {
         assert!(attr(&set, "Secure").is_none());
         assert!(attr(&set, "Domain").is_none());
         assert!(reply.varies_on_cookie());
+    }
+
+    /// A handler that saves a new session itself still gets its cookie
+    /// sent: the key exists only in the store otherwise (Django keeps
+    /// `modified` set after `save()` for this reason).
+    pub async fn explicit_save_in_the_handler_still_sends_the_cookie<S: SessionStore + Clone>(
+        store: S,
+        _caps: Caps,
+    ) {
+        let app = app(store, Settings::default());
+        let reply = send(&app, "/save-now", None).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "saved")
+        );
+        let set = reply.set_cookie().expect("the saved session's cookie");
+        let cookie = pair(&set);
+        assert_eq!(attr(&set, "Max-Age"), Some("1209600"));
+        // The cookie names the session the handler saved.
+        let reply = send(&app, "/read-flag", Some(cookie.as_bytes())).await;
+        assert_eq!(reply.body, "true");
     }
 
     /// With the cookie, the session comes back and keeps counting under the

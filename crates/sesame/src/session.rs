@@ -147,6 +147,9 @@ struct State {
     cleared: bool,
     /// A store outage was seen: the data is unknown and must not be saved.
     outage: bool,
+    /// `save()` wrote the session during this request: the client must be
+    /// sent its key even if nothing changed after that save.
+    saved: bool,
 }
 
 /// Up to two keys from the request's cookies, in the order they were sent.
@@ -190,6 +193,7 @@ pub(crate) struct Outcome {
     pub(crate) empty: bool,
     pub(crate) loaded: bool,
     pub(crate) outage: bool,
+    pub(crate) saved: bool,
 }
 
 impl fmt::Debug for Session {
@@ -1142,6 +1146,7 @@ impl Session {
                     state.changed.clear();
                     state.cleared = false;
                     state.modified = false;
+                    state.saved = true;
                     return Ok(());
                 }
                 Err(Error::Conflict) if shared.policy == ConflictPolicy::Merge => {
@@ -1198,6 +1203,7 @@ impl Session {
             empty: state.is_empty(),
             loaded: state.loaded,
             outage: state.outage,
+            saved: state.saved,
         }
     }
 

@@ -335,14 +335,17 @@ async fn finish<B: Default>(
     if outcome.accessed {
         patch_vary(headers);
     }
-    if !(outcome.modified || settings.save_every_request) || outcome.empty {
+    // A session the handler saved itself must still reach the client: its
+    // key may be new (Django keeps `modified` set after `save()` for this).
+    let needs_save = outcome.modified || settings.save_every_request;
+    if !(needs_save || outcome.saved) || outcome.empty {
         return response;
     }
     if response.status().as_u16() >= 500 {
         return response;
     }
     let (browser_close, max_age) = session.cookie_lifetime();
-    if let Err(e) = session.save().await {
+    if needs_save && let Err(e) = session.save().await {
         if fail_open && e.is_outage() {
             // Already logged with its source by the session's store call.
             tracing::error!(
