@@ -30,8 +30,15 @@ start() {
     mkdir -p "$dir"
     for p in "${ports[@]}"; do
         if redis-cli -h 127.0.0.1 -p "$p" ping >/dev/null 2>&1; then
-            # A leftover node from an earlier run that never formed a cluster.
-            redis-cli -h 127.0.0.1 -p "$p" shutdown nosave >/dev/null 2>&1 || true
+            # Only a leftover node of ours (an earlier run that never formed
+            # a cluster) is shut down; anything else on the port is not ours.
+            if [ "$(cat "$dir/redis-$p.pid" 2>/dev/null)" = \
+                "$(redis-cli -h 127.0.0.1 -p "$p" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')" ]; then
+                redis-cli -h 127.0.0.1 -p "$p" shutdown nosave >/dev/null 2>&1 || true
+            else
+                echo "error: port $p is taken by a Redis this script did not start" >&2
+                return 1
+            fi
         fi
         rm -f "$dir/nodes-$p.conf"
         redis-server --bind 127.0.0.1 --port "$p" --cluster-enabled yes \
@@ -62,10 +69,14 @@ start() {
 }
 
 stop() {
+    # Only the nodes this script started (their pidfiles are in $dir).
     for p in "${ports[@]}"; do
-        redis-cli -h 127.0.0.1 -p "$p" shutdown nosave >/dev/null 2>&1 || true
+        if [ -f "$dir/redis-$p.pid" ]; then
+            redis-cli -h 127.0.0.1 -p "$p" shutdown nosave >/dev/null 2>&1 || true
+        fi
     done
-    rm -rf "$dir"
+    rm -f "$dir"/nodes-*.conf "$dir"/redis-*.pid "$dir"/redis-*.log "$dir"/create.log
+    rmdir "$dir" 2>/dev/null || true
 }
 
 case "${1:-}" in

@@ -109,7 +109,7 @@ pub struct StoreArgs {
         default_value = DEFAULT_STORE,
         help = "Where sessions are kept: sqlite://PATH (or sqlite:PATH), postgres://…, \
                 postgresql://…, mysql://…, mariadb://…, file:///DIR (one file per session), \
-                redis://…, rediss://…, redis+cluster://host1:port,host2:port, \
+                redis://…, rediss://…, redis+cluster://host1:port,host2:port, memcached://HOST[:PORT], \
                 memory:, or signed-cookies: (the session in the signed cookie)"
     )]
     pub store: StoreUrl,
@@ -119,7 +119,7 @@ pub struct StoreArgs {
         value_name = "URL",
         env = "SESAME_CACHE",
         help = "A cache in front of a database --store (Django's cached_db): redis://…, \
-                redis+cluster://… or memory:. Keys as Django's: SESAME_CACHE_KEY_PREFIX and \
+                redis+cluster://…, memcached://… or memory:. Keys as Django's: SESAME_CACHE_KEY_PREFIX and \
                 SESAME_CACHE_VERSION are the cache's KEY_PREFIX and VERSION"
     )]
     pub cache: Option<StoreUrl>,

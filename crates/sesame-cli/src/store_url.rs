@@ -42,7 +42,7 @@ use crate::demo;
 /// | `signed-cookies:` (or `signed_cookies:`) | `SignedCookieStore`: the session in the signed cookie | always |
 /// | `memcached://HOST[:PORT]` (port 11211 by default) | `MemcachedStore` (Django's `cache` engine on `PyMemcacheCache`) | `memcached` |
 ///
-/// With `--cache URL` (a `redis://…` or `memory:` cache), the store is the
+/// With `--cache URL` (a `redis://…`, `memcached://…` or `memory:` cache), the store is the
 /// database half of Django's `cached_db` ([`CachedDbStore`]).
 ///
 /// Every scheme parses whatever features were compiled in; opening a store

@@ -49,6 +49,9 @@ async fn backoff(attempt: u32) {
 /// The reason in [`Error::Unsaveable`] once the store was found unavailable.
 pub(crate) const STORE_UNAVAILABLE: &str = "the session store was unavailable";
 
+/// Why a session whose key rotation failed refuses to save.
+pub(crate) const ROTATION_FAILED: &str = "its key rotation failed in this request";
+
 /// What a save does when the record changed since this session loaded it.
 ///
 /// # Django
@@ -129,7 +132,7 @@ struct Inner {
     load_lock: tokio::sync::Mutex<()>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct State {
     /// Keys read from the request's cookies, not yet looked up (at most two).
     candidates: Candidates,
@@ -150,6 +153,13 @@ struct State {
     /// `save()` wrote the session during this request: the client must be
     /// sent its key even if nothing changed after that save.
     saved: bool,
+    /// `cycle_key()` gave the session a new key during this request.
+    rotated: bool,
+    /// A key rotation failed half-way: the session must not be saved again
+    /// in this request (its data may belong to the new key only).
+    frozen: bool,
+    /// This session's own conflict policy, when it differs from the layer's.
+    policy: Option<ConflictPolicy>,
 }
 
 /// Up to two keys from the request's cookies, in the order they were sent.
@@ -194,6 +204,8 @@ pub(crate) struct Outcome {
     pub(crate) loaded: bool,
     pub(crate) outage: bool,
     pub(crate) saved: bool,
+    pub(crate) rotated: bool,
+    pub(crate) frozen: bool,
 }
 
 impl fmt::Debug for Session {
@@ -244,8 +256,8 @@ impl Session {
     /// [`new`](Self::new) uses the default, `Merge`; the middleware's
     /// sessions use the layer's policy).
     ///
-    /// Call it right after making the session: the state moves to the
-    /// returned handle, and clones taken before keep the old policy.
+    /// The policy belongs to the session, not the handle: every clone (the
+    /// middleware's included) saves with it from then on.
     ///
     /// # Examples
     ///
@@ -259,16 +271,13 @@ impl Session {
     /// ```
     #[must_use]
     pub fn with_conflict_policy(self, policy: ConflictPolicy) -> Self {
-        let mut shared = Shared::clone(&self.inner.shared);
-        shared.policy = policy;
-        let state = std::mem::take(&mut *self.state());
-        Self {
-            inner: Arc::new(Inner {
-                shared: Arc::new(shared),
-                state: Mutex::new(state),
-                load_lock: tokio::sync::Mutex::new(()),
-            }),
-        }
+        self.state().policy = Some(policy);
+        self
+    }
+
+    /// The conflict policy this session saves with.
+    fn policy(&self) -> ConflictPolicy {
+        self.state().policy.unwrap_or(self.inner.shared.policy)
     }
 
     pub(crate) fn from_shared(shared: Arc<Shared>, candidates: Candidates) -> Self {
@@ -722,16 +731,37 @@ impl Session {
     pub async fn flush(&self) -> Result<()> {
         self.load(true).await?;
         self.check_no_outage()?;
-        let doomed = {
+        let (doomed, others) = {
             let mut state = self.state();
             let doomed = state.key.take();
+            let others: Vec<SessionKey> = state
+                .candidates
+                .iter()
+                .filter(|k| Some(*k) != doomed.as_ref())
+                .cloned()
+                .collect();
             state.reset_empty();
             state.accessed = true;
             state.modified = true;
-            doomed
+            (doomed, others)
         };
+        let store = &self.inner.shared.store;
         if let Some(key) = doomed {
-            self.call(self.inner.shared.store.delete(&key)).await?;
+            self.call(store.delete(&key)).await?;
+        }
+        // A second session cookie (another Path or Domain) names a session
+        // the removal cookie may not reach: end it too, if it exists (a
+        // lookup, so a forged cookie still costs no write).
+        for key in others {
+            let live = match self.call(store.load(&key)).await {
+                Ok(found) => found.is_some(),
+                // A record that exists but does not decode is still ended.
+                Err(Error::Corrupt(_)) => true,
+                Err(e) => return Err(e),
+            };
+            if live {
+                self.call(store.delete(&key)).await?;
+            }
         }
         Ok(())
     }
@@ -775,6 +805,7 @@ impl Session {
             )
         };
         self.check_size(&record)?;
+        let snapshot = self.state().clone();
         let mut new = self.call(shared.store.create(&record)).await?;
         // A signed key is the data: there is nothing stored to retire.
         if let Some((old_key, old_version)) = old
@@ -783,6 +814,12 @@ impl Session {
         {
             // Best effort: the error that matters is the rotation's.
             let _ = self.call(shared.store.delete(&new.key)).await;
+            // Back to the state before the rotation, and no further save in
+            // this request: data meant for the new key (a login's) must
+            // never be written under the old one.
+            let mut state = self.state();
+            *state = snapshot;
+            state.frozen = true;
             return Err(e);
         }
         let mut state = self.state();
@@ -791,6 +828,7 @@ impl Session {
         state.changed.clear();
         state.cleared = false;
         state.modified = true;
+        state.rotated = true;
         Ok(())
     }
 
@@ -805,6 +843,7 @@ impl Session {
         new: &mut Saved,
     ) -> Result<()> {
         let shared = &self.inner.shared;
+        let policy = self.policy();
         // Stores keep expiry to the second at worst; an hour ago is past everywhere.
         let retired_at = OffsetDateTime::now_utc() - time::Duration::hours(1);
         for attempt in 1..=MAX_SAVE_ATTEMPTS {
@@ -814,8 +853,20 @@ impl Session {
                 version: old_version.clone(),
             };
             match self.call(shared.store.save(old_key, &tombstone)).await {
-                Ok(_) => return self.call(shared.store.delete(old_key)).await,
-                Err(Error::Conflict) if shared.policy != ConflictPolicy::Strict => {
+                Ok(_) => {
+                    // The old record is already expired, so no request can
+                    // load it: a failed delete leaves only garbage for
+                    // `clear_expired`, and must not undo the rotation.
+                    if let Err(e) = self.call(shared.store.delete(old_key)).await {
+                        tracing::warn!(
+                            target: "sesame::store",
+                            error = %e,
+                            "could not delete a retired session record; clear_expired will"
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(Error::Conflict) if policy != ConflictPolicy::Strict => {
                     if attempt == MAX_SAVE_ATTEMPTS {
                         break;
                     }
@@ -827,7 +878,7 @@ impl Session {
                     };
                     let fresh = fresh.ok_or(Error::Missing)?;
                     old_version = fresh.version.clone();
-                    if shared.policy == ConflictPolicy::Merge {
+                    if policy == ConflictPolicy::Merge {
                         let record = {
                             let mut state = self.state();
                             state.rebase(Some((old_key.clone(), fresh)));
@@ -1105,7 +1156,11 @@ impl Session {
     pub async fn save(&self) -> Result<()> {
         self.load(false).await?;
         self.check_no_outage()?;
+        if self.state().frozen {
+            return Err(Error::Unsaveable(ROTATION_FAILED));
+        }
         let shared = &self.inner.shared;
+        let policy = self.policy();
         // A signed key carries its own timestamp: its expiry moves only by
         // re-signing, which the save below does (and which gives a new key).
         let touchable = shared.store.key_kind() != KeyKind::Signed;
@@ -1131,7 +1186,7 @@ impl Session {
             let result = match &key {
                 None => self.call(shared.store.create(&record)).await,
                 Some(key) => {
-                    if shared.policy == ConflictPolicy::LastWriteWins {
+                    if policy == ConflictPolicy::LastWriteWins {
                         record.version = None;
                     }
                     self.call(shared.store.save(key, &record)).await
@@ -1149,7 +1204,7 @@ impl Session {
                     state.saved = true;
                     return Ok(());
                 }
-                Err(Error::Conflict) if shared.policy == ConflictPolicy::Merge => {
+                Err(Error::Conflict) if policy == ConflictPolicy::Merge => {
                     let Some(key) = key else {
                         return Err(Error::Conflict);
                     };
@@ -1204,6 +1259,8 @@ impl Session {
             loaded: state.loaded,
             outage: state.outage,
             saved: state.saved,
+            rotated: state.rotated,
+            frozen: state.frozen,
         }
     }
 
@@ -1582,6 +1639,81 @@ mod tests {
         assert_eq!(s.get::<i64>("x").await.unwrap(), Some(1));
         assert_eq!(s.session_key(), Some(good));
         assert!(!s.is_modified());
+    }
+
+    /// Two live sessions behind two cookies (say, two Paths): a logout ends both.
+    #[tokio::test]
+    async fn flush_ends_every_live_session_the_cookies_name() {
+        let store = MemoryStore::new();
+        let mut keys = Vec::new();
+        for n in 0..2 {
+            let s = Session::new(store.clone(), None);
+            s.insert("n", n).await.unwrap();
+            s.save().await.unwrap();
+            keys.push(s.session_key().unwrap());
+        }
+        let mut candidates = Candidates::default();
+        candidates.push(keys[0].clone());
+        candidates.push(keys[1].clone());
+        let shared = Arc::new(Shared {
+            store: Arc::new(store.clone()),
+            settings: Settings::default(),
+            policy: ConflictPolicy::default(),
+        });
+        Session::from_shared(shared, candidates)
+            .flush()
+            .await
+            .unwrap();
+        for key in &keys {
+            assert!(
+                !store.exists(key).await.unwrap(),
+                "a session survived logout"
+            );
+        }
+    }
+
+    /// The middleware and the handler hold the same session: a policy set
+    /// through one handle must not take the state away from the other.
+    #[tokio::test]
+    async fn with_conflict_policy_keeps_the_session_shared() {
+        let (store, first) = fresh();
+        first.insert("user", "1").await.unwrap();
+        first.save().await.unwrap();
+        let key = first.session_key().unwrap();
+        let middleware = Session::new(store, Some(key.clone()));
+        let handler = middleware
+            .clone()
+            .with_conflict_policy(ConflictPolicy::Strict);
+        handler.insert("cart", 3).await.unwrap();
+        assert_eq!(
+            middleware.get::<String>("user").await.unwrap().as_deref(),
+            Some("1")
+        );
+        assert_eq!(middleware.get::<i64>("cart").await.unwrap(), Some(3));
+        assert!(middleware.is_modified());
+        assert_eq!(middleware.policy(), ConflictPolicy::Strict);
+    }
+
+    /// A rotation that loses to a logout leaves the session as it was and
+    /// refuses to save it: data meant for a new key never lands on the old.
+    #[tokio::test]
+    async fn a_failed_rotation_freezes_the_session() {
+        let (store, first) = fresh();
+        first.insert("x", 1).await.unwrap();
+        first.save().await.unwrap();
+        let key = first.session_key().unwrap();
+        let s = Session::new(store.clone(), Some(key.clone()));
+        s.insert("_auth_user_id", "7").await.unwrap();
+        // Another request logs out in between.
+        store.delete(&key).await.unwrap();
+        assert!(matches!(s.cycle_key().await, Err(Error::Missing)));
+        assert_eq!(s.session_key(), Some(key.clone()));
+        assert!(s.outcome().frozen);
+        assert!(matches!(s.save().await, Err(Error::Unsaveable(_))));
+        assert!(
+            store.is_empty(),
+            "the new record was removed, nothing re-created"
+        );
     }
 
     #[test]

@@ -218,3 +218,72 @@ async fn on_redis_the_cache_entry_is_djangos() {
         .expect("exists");
     assert_eq!(left, 0);
 }
+
+/// A database whose next `load` is overtaken by another writer: the row
+/// changes right after the read returns, before the reader fills the cache.
+#[derive(Clone, Default)]
+struct OvertakenDb {
+    inner: MemoryStore,
+    overtake_with: Arc<std::sync::Mutex<Option<SessionMap>>>,
+}
+
+impl sesame::backends::SessionStore for OvertakenDb {
+    async fn load(&self, key: &SessionKey) -> sesame::Result<Option<Record>> {
+        let read = self.inner.load(key).await?;
+        let newer = self
+            .overtake_with
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let (Some(record), Some(data)) = (&read, newer) {
+            let newer = Record {
+                data,
+                ..record.clone()
+            };
+            self.inner.save(key, &newer).await?;
+        }
+        Ok(read)
+    }
+
+    async fn create(&self, record: &Record) -> sesame::Result<sesame::backends::Saved> {
+        self.inner.create(record).await
+    }
+
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &Record,
+    ) -> sesame::Result<sesame::backends::Saved> {
+        self.inner.save(key, record).await
+    }
+
+    async fn delete(&self, key: &SessionKey) -> sesame::Result<()> {
+        SessionStore::delete(&self.inner, key).await
+    }
+}
+
+#[tokio::test]
+async fn a_cache_fill_overtaken_by_a_write_never_shadows_it() {
+    let cache = MemoryStore::new();
+    let db = OvertakenDb::default();
+    let store = CachedDbStore::new(cache.clone(), db.clone());
+    let saved = store
+        .create(&Record::new(map(json!({"role": "admin"})), in_an_hour()))
+        .await
+        .expect("created");
+    // Start from a cold cache, as after a restart of the cache.
+    SessionCache::remove(&cache, &saved.key)
+        .await
+        .expect("evict");
+    *db.overtake_with.lock().expect("lock") = Some(map(json!({"role": "user"})));
+
+    // This read misses the cache, reads "admin", and a write of "user"
+    // lands before it copies "admin" into the cache.
+    let first = store.load(&saved.key).await.expect("load").expect("there");
+    assert_eq!(first.data, map(json!({"role": "admin"})));
+    // The stale copy was dropped: every later read sees the newer row.
+    let next = store.load(&saved.key).await.expect("load").expect("there");
+    assert_eq!(next.data, map(json!({"role": "user"})));
+    let cached = SessionCache::get(&cache, &saved.key).await.expect("cache");
+    assert_eq!(cached.map(|r| r.data), Some(map(json!({"role": "user"}))));
+}

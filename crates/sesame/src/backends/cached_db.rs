@@ -78,12 +78,13 @@ const FROM_CACHE: u8 = b'C';
 ///   session.
 /// - **Writes** go to the database first, then to the cache. A cache that
 ///   fails to take the write is logged at `error` level on target
-///   `sesame::store` and is not fatal (Django 5.1's behaviour); the stale
-///   entry is then caught by the next write's check (below) and dropped.
+///   `sesame::store` and is not fatal (Django 5.1's behaviour); the entry it
+///   failed to replace is dropped, so reads go to the database.
 /// - **Deletes** reach both, the database first. A copy written to the
-///   cache by a request that raced the delete is noticed by that request
-///   (it checks the record still exists after copying) and dropped, so a
-///   logout is never undone by a slow request, as it can be in Django.
+///   cache by a request that raced the delete (or a newer write) is noticed
+///   by that request (it reads the row again after copying) and dropped, so
+///   a logout is never undone, and a newer write never shadowed, by a slow
+///   request's copy, as both can be in Django.
 ///   Unlike Django, a delete the cache does not
 ///   confirm is an error (the middleware's outage answer): a cached copy of a
 ///   logged-out session must not stay loadable.
@@ -151,12 +152,13 @@ impl<C: SessionCache, D: SessionStore> CachedDbStore<C, D> {
 
     /// Copies a record into the cache; a failure is logged, not returned.
     ///
-    /// A delete (a logout) may have run between the database read or write
-    /// this copy comes from and the copy itself; the copy would then bring
-    /// the deleted session back for as long as it lives in the cache. So the
-    /// record's existence is checked again *after* the copy is in place, and
-    /// the copy dropped if the record is gone: a delete removes the row
-    /// before the cache entry, so one of the two always sees the other.
+    /// A delete (a logout) or another write may have run between the
+    /// database read or write this copy comes from and the copy itself; the
+    /// copy would then bring back the deleted session, or shadow the newer
+    /// one, for as long as it lives in the cache. So the row is read again
+    /// *after* the copy is in place, and the copy dropped unless the row
+    /// still holds the same data: deletes and writes reach the row before
+    /// the cache, so one of the two requests always sees the other's work.
     async fn fill(&self, key: &SessionKey, data: &SessionMap, expires_at: OffsetDateTime) {
         if let Err(e) = self.cache.set(key, data, expires_at).await {
             tracing::error!(
@@ -165,9 +167,18 @@ impl<C: SessionCache, D: SessionStore> CachedDbStore<C, D> {
                 source = ?std::error::Error::source(&e),
                 "could not write the session to the cache of cached_db"
             );
+            // The entry it failed to replace is older than the database.
+            self.forget(key).await;
             return;
         }
-        if !matches!(self.db.exists(key).await, Ok(true)) {
+        // The copy must still be what the database holds: a concurrent
+        // write (or delete) may have landed between our read or write of
+        // the row and this copy, which would then shadow it until it expires.
+        let current = match self.db.load(key).await {
+            Ok(Some(record)) => record.data == *data,
+            Ok(None) | Err(_) => false,
+        };
+        if !current {
             self.forget(key).await;
         }
     }

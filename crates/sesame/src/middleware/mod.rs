@@ -335,6 +335,11 @@ async fn finish<B: Default>(
     if outcome.accessed {
         patch_vary(headers);
     }
+    // A rotation that failed half-way (the handler got the error): nothing
+    // more is saved and no cookie is sent; the client keeps the one it has.
+    if outcome.frozen {
+        return response;
+    }
     // A session the handler saved itself must still reach the client: its
     // key may be new (Django keeps `modified` set after `save()` for this).
     let needs_save = outcome.modified || settings.save_every_request;
@@ -346,7 +351,11 @@ async fn finish<B: Default>(
     }
     let (browser_close, max_age) = session.cookie_lifetime();
     if needs_save && let Err(e) = session.save().await {
-        if fail_open && e.is_outage() {
+        // Fail open keeps the user's cookie, unless this request already
+        // moved the session to a key the client does not know (a login's
+        // rotation, or a session the handler saved): then the old cookie
+        // names nothing, and answering 200 would be a silent logout.
+        if fail_open && e.is_outage() && !(outcome.rotated || outcome.saved) {
             // Already logged with its source by the session's store call.
             tracing::error!(
                 target: "sesame::middleware",

@@ -140,8 +140,9 @@ impl RedisStore {
     /// # Errors
     ///
     /// [`Error::Backend`] when the URL is invalid, names a feature that was
-    /// not compiled in, or the server cannot be reached within
-    /// [`DEFAULT_REDIS_TIMEOUT`].
+    /// not compiled in, or the server cannot be reached (each attempt is
+    /// bounded by [`DEFAULT_REDIS_TIMEOUT`]; up to five attempts, a few
+    /// seconds in all). Needs Redis 6.2 or later (`SET … PXAT`).
     pub async fn connect(url: &str) -> Result<Self> {
         Self::connect_with_timeout(url, DEFAULT_REDIS_TIMEOUT).await
     }
@@ -239,8 +240,8 @@ impl SessionStore for RedisStore {
         };
         let now = OffsetDateTime::now_utc();
         let expires_at = match pttl {
-            // Gone between the two commands (it expired just now).
-            -2 => return Ok(None),
+            // Gone between the two commands, or expiring this millisecond.
+            -2 | 0 => return Ok(None),
             // No TTL: written by someone else without a timeout (Django's
             // `timeout=None`). It lives until deleted.
             ms if ms < 0 => now + time::Duration::days(365 * 100),
