@@ -1156,11 +1156,14 @@ impl Session {
     pub async fn save(&self) -> Result<()> {
         self.load(false).await?;
         self.check_no_outage()?;
-        if self.state().frozen {
-            return Err(Error::Unsaveable(ROTATION_FAILED));
-        }
         let shared = &self.inner.shared;
-        let policy = self.policy();
+        let policy = {
+            let state = self.state();
+            if state.frozen {
+                return Err(Error::Unsaveable(ROTATION_FAILED));
+            }
+            state.policy.unwrap_or(shared.policy)
+        };
         // A signed key carries its own timestamp: its expiry moves only by
         // re-signing, which the save below does (and which gives a new key).
         let touchable = shared.store.key_kind() != KeyKind::Signed;

@@ -332,6 +332,55 @@ async fn killed_server_is_503_and_a_restart_recovers() {
     .await;
 }
 
+/// Bad data under a session's Redis key — bytes that are no pickle, a
+/// pickle of a non-dict, a pickle that would import and call code — is never
+/// executed and never fails the request: the session starts over empty, and
+/// the next save overwrites the bad value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_values_in_redis_start_an_empty_session() {
+    let [port] = free_ports();
+    let Some(server) = Server::start(port, &[]).await else {
+        return;
+    };
+    bounded(async {
+        let app = counter_app(connect(&server.url()).await);
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        // `os.system("true")` as pickle protocol 2 would run it: GLOBAL + REDUCE.
+        let evil: &[u8] = b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.";
+        let values: [&[u8]; 4] = [b"not a pickle", b"\x80\x05K\x07.", b"12", evil];
+        for value in values {
+            let first = send_bounded(&app, None).await;
+            let key = first.key.expect("a session cookie");
+            let name = format!(":1:django.contrib.sessions.cache{}", key.as_str());
+            let _: () = redis::cmd("SET")
+                .arg(&name)
+                .arg(value)
+                .arg("EX")
+                .arg(60)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let reply = send_bounded(&app, Some(&key)).await;
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (StatusCode::OK, "1"),
+                "{value:?}"
+            );
+            // As Django: the record's key is kept, and the save replaced the value.
+            let stored: Vec<u8> = redis::cmd("GET")
+                .arg(&name)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let mut expected = sesame::codec::SessionMap::new();
+            expected.insert("counter".into(), 1.into());
+            assert_eq!(stored, sesame::codec::pickle_dumps(&expected), "{value:?}");
+        }
+    })
+    .await;
+}
+
 /// One Redis round trip to load and one to save (issue 4): a counter
 /// request on an existing session makes exactly one `GET` + `PTTL` pipeline
 /// and one `EVALSHA`, counted by the server itself (`INFO commandstats`).
