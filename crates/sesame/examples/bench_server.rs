@@ -8,9 +8,12 @@
 //! `bench/peer-bench.sh` runs it under the harness. `SECRET_KEY` signs
 //! SQLite rows (a fixed bench key when unset).
 
-use axum::{Router, routing::get};
+use axum::extract::Request;
+use axum::routing::{IntoMakeService, get};
+use axum::{Router, ServiceExt};
 use sesame::backends::{MemoryStore, RedisStore, SessionStore, SqliteStore};
-use sesame::{Session, SessionManagerLayer, Settings, Signer};
+use sesame::{Session, SessionManager, SessionManagerLayer, Settings, Signer};
+use tower_layer::Layer;
 
 async fn counter(session: Session) -> sesame::Result<String> {
     let c: u64 = session.get("counter").await?.unwrap_or(0);
@@ -22,11 +25,16 @@ async fn plain() -> &'static str {
     "plain"
 }
 
-fn app(store: impl SessionStore) -> Router {
-    Router::new()
+/// The routes, wrapped whole in the session layer (`layer.layer(router)`,
+/// not `Router::layer`, which boxes the layered service once per route).
+fn app(store: impl SessionStore) -> IntoMakeService<SessionManager<Router>> {
+    let router = Router::new()
         .route("/", get(counter))
-        .route("/plain", get(plain))
-        .layer(SessionManagerLayer::new(store).with_settings(Settings::default()))
+        .route("/plain", get(plain));
+    let service = SessionManagerLayer::new(store)
+        .with_settings(Settings::default())
+        .layer(router);
+    ServiceExt::<Request>::into_make_service(service)
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -184,7 +184,8 @@ pub mod __fuzz {
         name: &str,
         kind: KeyKind,
     ) -> (bool, Vec<SessionKey>) {
-        let incoming = crate::middleware::cookie::read(headers, name, kind);
+        let incoming =
+            crate::middleware::cookie::read(headers.get_all(http::header::COOKIE), name, kind);
         (incoming.present, incoming.candidates.to_vec())
     }
 }

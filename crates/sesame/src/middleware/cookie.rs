@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
-use http::HeaderMap;
-use http::header::COOKIE;
+use http::HeaderValue;
+use http::header::GetAll;
 use time::{Duration, OffsetDateTime};
 
 use crate::session::Candidates;
@@ -22,30 +22,36 @@ pub(crate) struct Incoming {
     pub(crate) candidates: Candidates,
 }
 
-/// Finds the session cookie among all `Cookie` headers.
+/// Finds the session cookie among all `Cookie` headers (`cookies`).
 ///
 /// Values that are not 8–40 characters of `[a-z0-9]` (after removing one pair
 /// of double quotes, as Django's cookie parser does) are ignored: they are no
 /// session and cost no store lookup. Non-UTF-8 bytes are harmless.
-pub(crate) fn read(headers: &HeaderMap, name: &str, kind: KeyKind) -> Incoming {
+pub(crate) fn read(cookies: GetAll<'_, HeaderValue>, name: &str, kind: KeyKind) -> Incoming {
     let mut incoming = Incoming::default();
     let name = name.as_bytes();
-    for header in headers.get_all(COOKIE) {
-        for pair in header.as_bytes().split(|&b| b == b';') {
-            let pair = trim(pair);
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+    for header in cookies {
+        let mut rest = header.as_bytes();
+        while !rest.is_empty() {
+            let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+            let pair = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or_default();
+            // The name is a token (no `=`, no spaces: `Settings::validate`),
+            // so `name` then `=` is the whole test.
+            let Some(value) = pair
+                .trim_ascii_start()
+                .strip_prefix(name)
+                .and_then(|after| after.trim_ascii_start().strip_prefix(b"="))
+            else {
                 continue;
             };
-            if trim(&pair[..eq]) != name {
-                continue;
-            }
             incoming.present = true;
             if incoming.candidates.is_full() {
                 continue;
             }
-            let mut value = trim(&pair[eq + 1..]);
-            if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
-                value = &value[1..value.len() - 1];
+            let mut value = value.trim_ascii();
+            if let [b'"', inner @ .., b'"'] = value {
+                value = inner;
             }
             if let Ok(key) = SessionKey::parse_kind(value, kind) {
                 incoming.candidates.push(key);
@@ -53,18 +59,6 @@ pub(crate) fn read(headers: &HeaderMap, name: &str, kind: KeyKind) -> Incoming {
         }
     }
     incoming
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &bytes[start..end]
 }
 
 /// `Set-Cookie` for a saved session, in Django's attribute order.
@@ -148,7 +142,8 @@ fn http_date(out: &mut String, at: OffsetDateTime) {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
+    use http::HeaderMap;
+    use http::header::COOKIE;
     use time::macros::datetime;
 
     use super::*;
@@ -160,6 +155,10 @@ mod tests {
             map.append(COOKIE, HeaderValue::from_bytes(v).unwrap());
         }
         map
+    }
+
+    fn read_map(map: &HeaderMap, name: &str, kind: KeyKind) -> Incoming {
+        read(map.get_all(COOKIE), name, kind)
     }
 
     fn keys(incoming: &Incoming) -> Vec<String> {
@@ -174,7 +173,7 @@ mod tests {
     #[test]
     fn finds_the_session_cookie_among_others() {
         let h = headers(&[b"csrftoken=abc; sessionid=abcdefgh12345678; theme=dark"]);
-        let got = read(&h, "sessionid", KeyKind::Random);
+        let got = read_map(&h, "sessionid", KeyKind::Random);
         assert!(got.present);
         assert_eq!(keys(&got), ["abcdefgh12345678"]);
     }
@@ -190,7 +189,7 @@ mod tests {
             b"sessionid=",
             b"sessionid=\"abcdefgh",
         ] {
-            let got = read(&headers(&[raw]), "sessionid", KeyKind::Random);
+            let got = read_map(&headers(&[raw]), "sessionid", KeyKind::Random);
             assert!(got.present, "{raw:?}");
             assert!(keys(&got).is_empty(), "{raw:?}");
         }
@@ -198,7 +197,7 @@ mod tests {
 
     #[test]
     fn quoted_values_are_unquoted_like_django() {
-        let got = read(
+        let got = read_map(
             &headers(&[b"sessionid=\"abcdefgh12345678\""]),
             "sessionid",
             KeyKind::Random,
@@ -212,9 +211,9 @@ mod tests {
         for i in 0..100 {
             raw.extend_from_slice(format!("sessionid=key{i:08}abc; ").as_bytes());
         }
-        let got = read(&headers(&[&raw]), "sessionid", KeyKind::Random);
+        let got = read_map(&headers(&[&raw]), "sessionid", KeyKind::Random);
         assert_eq!(keys(&got), ["key00000000abc", "key00000001abc"]);
-        let dup = read(
+        let dup = read_map(
             &headers(&[b"sessionid=aaaaaaaaaa; sessionid=aaaaaaaaaa; sessionid=bbbbbbbbbb"]),
             "sessionid",
             KeyKind::Random,
@@ -224,13 +223,94 @@ mod tests {
 
     #[test]
     fn cookies_across_several_headers_are_read() {
-        let got = read(
+        let got = read_map(
             &headers(&[b"a=1", b"sessionid=abcdefgh12345678"]),
             "sessionid",
             KeyKind::Random,
         );
         assert_eq!(keys(&got), ["abcdefgh12345678"]);
-        assert!(!read(&headers(&[b"a=1"]), "sessionid", KeyKind::Random).present);
+        assert!(!read_map(&headers(&[b"a=1"]), "sessionid", KeyKind::Random).present);
+    }
+
+    #[test]
+    fn names_must_match_whole_and_precede_an_equals_sign() {
+        for (raw, present, key) in [
+            (&b"xsessionid=abcdefgh12345678"[..], false, None),
+            (b"sessionidx=abcdefgh12345678", false, None),
+            (b"sessionid x=abcdefgh12345678", false, None),
+            (b"a=sessionid=abcdefgh12345678", false, None),
+            (b"sessionid", false, None),
+            (
+                b";;  sessionid \t=  abcdefgh12345678  ;",
+                true,
+                Some("abcdefgh12345678"),
+            ),
+            (
+                b"a=1;sessionid=abcdefgh12345678;b",
+                true,
+                Some("abcdefgh12345678"),
+            ),
+            (b"sessionid==abcdefgh12345678", true, None),
+        ] {
+            let got = read_map(&headers(&[raw]), "sessionid", KeyKind::Random);
+            assert_eq!(got.present, present, "{raw:?}");
+            assert_eq!(keys(&got), key.into_iter().collect::<Vec<_>>(), "{raw:?}");
+        }
+    }
+
+    /// The cookie grammar read the slow, obvious way: split on `;`, trim,
+    /// split at the first `=`, trim both sides.
+    fn read_reference(header: &[u8], name: &[u8]) -> (bool, Vec<String>) {
+        let mut present = false;
+        let mut found: Vec<String> = Vec::new();
+        for pair in header.split(|&b| b == b';') {
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            if pair[..eq].trim_ascii() != name {
+                continue;
+            }
+            present = true;
+            if found.len() == 2 {
+                continue;
+            }
+            let mut value = pair[eq + 1..].trim_ascii();
+            if let [b'"', inner @ .., b'"'] = value {
+                value = inner;
+            }
+            if let Ok(key) = SessionKey::from_bytes(value)
+                && !found.contains(&key.as_str().to_owned())
+            {
+                found.push(key.as_str().to_owned());
+            }
+        }
+        (present, found)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_reader_agrees_with_the_reference(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b"sessionid".to_vec()),
+                    proptest::strategy::Just(b"=".to_vec()),
+                    proptest::strategy::Just(b";".to_vec()),
+                    proptest::strategy::Just(b" ".to_vec()),
+                    proptest::strategy::Just(b"\"".to_vec()),
+                    proptest::strategy::Just(b"abcdefgh1234".to_vec()),
+                    proptest::collection::vec(proptest::num::u8::ANY, 0..6),
+                ],
+                0..12,
+            )
+        ) {
+            let raw: Vec<u8> = parts.concat();
+            // What a HeaderValue can hold: no control bytes but tab.
+            let raw: Vec<u8> = raw.into_iter().filter(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)).collect();
+            let got = read_map(&headers(&[&raw]), "sessionid", KeyKind::Random);
+            let (present, found) = read_reference(&raw, b"sessionid");
+            proptest::prop_assert_eq!(got.present, present);
+            proptest::prop_assert_eq!(keys(&got), found);
+        }
     }
 
     #[test]

@@ -16,7 +16,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::backends::SessionStore;
-use crate::session::{ConflictPolicy, Shared};
+use futures_util::future::BoxFuture;
+
+use crate::session::{ConflictPolicy, Outcome, Shared};
 use crate::{Error, OutagePolicy, SameSite, Session, Settings};
 
 /// Seconds a client is asked to wait (`Retry-After`) when the store is unavailable.
@@ -244,93 +246,209 @@ impl<S: fmt::Debug> fmt::Debug for SessionManager<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionManager<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Future: Send + 'static,
-    ReqBody: Send + 'static,
     ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let cookie_bytes = req
-            .headers()
-            .get_all(COOKIE)
+        let settings = &self.shared.settings;
+        let cookies = req.headers().get_all(COOKIE);
+        let cookie_bytes = cookies
             .iter()
             .fold(0_usize, |sum, v| sum.saturating_add(v.len()));
-        if cookie_bytes > shared.settings.cookie_header_limit {
+        if cookie_bytes > settings.cookie_header_limit {
             tracing::warn!(
                 target: "sesame::security",
                 len = cookie_bytes,
-                limit = shared.settings.cookie_header_limit,
+                limit = settings.cookie_header_limit,
                 "Cookie header over the limit; answering 431 without reading it"
             );
-            return Box::pin(async {
-                Ok(status_only(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE))
-            });
+            return ResponseFuture {
+                phase: Phase::Answered {
+                    status: Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+                },
+            };
         }
-        let incoming = cookie::read(
-            req.headers(),
-            &shared.settings.cookie_name,
-            shared.store.key_kind(),
-        );
-        let session = Session::from_shared(Arc::clone(&shared), incoming.candidates);
+        let incoming = cookie::read(cookies, &settings.cookie_name, self.shared.store.key_kind());
+        let session = Session::from_shared(Arc::clone(&self.shared), incoming.candidates);
         req.extensions_mut().insert(session.clone());
-        // The clone that was polled ready is the one to call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let response = inner.call(req).await?;
-            Ok(finish(&shared.settings, &session, incoming.present, response).await)
-        })
+        ResponseFuture {
+            phase: Phase::Handler {
+                future: self.inner.call(req),
+                session,
+                cookie_present: incoming.present,
+            },
+        }
     }
 }
 
-/// The response phase of Django's `SessionMiddleware.process_response`.
+pin_project_lite::pin_project! {
+    /// The response future of [`SessionManager`]: the handler's response,
+    /// then the session saved and the cookie set by Django's rules.
+    ///
+    /// A request whose session needs no store call at the end (it was not
+    /// modified) is answered without allocating a second future.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        phase: Phase<F, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = PhaseProj]
+    enum Phase<F, B> {
+        /// Answered before the handler ran (431), or done.
+        Answered { status: Option<StatusCode> },
+        /// The handler is running.
+        Handler {
+            #[pin]
+            future: F,
+            session: Session,
+            cookie_present: bool,
+        },
+        /// Saving the session after the handler answered.
+        Saving { future: BoxFuture<'static, Response<B>> },
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match self.phase {
+            Phase::Answered { .. } => "answered",
+            Phase::Handler { .. } => "handler",
+            Phase::Saving { .. } => "saving",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("phase", &phase)
+            .finish()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default + Send + 'static,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let saving = match self.as_mut().project().phase.project() {
+                PhaseProj::Answered { status } => {
+                    // Polled again after completion: an empty 500 rather than a panic.
+                    let status = status.take().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    return Poll::Ready(Ok(status_only(status)));
+                }
+                PhaseProj::Saving { future } => {
+                    return future.as_mut().poll(cx).map(Ok);
+                }
+                PhaseProj::Handler {
+                    future,
+                    session,
+                    cookie_present,
+                } => {
+                    let response = match future.poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(response)) => response,
+                    };
+                    let session = session.clone();
+                    let cookie_present = *cookie_present;
+                    if session.settings().save_every_request {
+                        Box::pin(finish(session, cookie_present, response)) as BoxFuture<'static, _>
+                    } else {
+                        match respond(&session, cookie_present, session.outcome(), response) {
+                            Next::Done(response) => {
+                                self.as_mut()
+                                    .project()
+                                    .phase
+                                    .set(Phase::Answered { status: None });
+                                return Poll::Ready(Ok(response));
+                            }
+                            Next::Save(response, outcome) => {
+                                Box::pin(save_then_cookie(session, outcome, response))
+                                    as BoxFuture<'static, _>
+                            }
+                        }
+                    }
+                }
+            };
+            self.as_mut()
+                .project()
+                .phase
+                .set(Phase::Saving { future: saving });
+        }
+    }
+}
+
+/// What the response phase does next.
+enum Next<B> {
+    /// The response is final.
+    Done(Response<B>),
+    /// The session must be saved, then the cookie set.
+    Save(Response<B>, Outcome),
+}
+
+/// The response phase of Django's `SessionMiddleware.process_response`,
+/// with `SESSION_SAVE_EVERY_REQUEST`'s load first.
 async fn finish<B: Default>(
-    settings: &Settings,
-    session: &Session,
+    session: Session,
     cookie_present: bool,
-    mut response: Response<B>,
+    response: Response<B>,
 ) -> Response<B> {
+    let settings = session.settings();
     let fail_open = settings.outage_policy == OutagePolicy::FailOpen;
-    let mut outcome = session.outcome();
+    let outcome = session.outcome();
     if settings.save_every_request
         && !outcome.outage
         && !outcome.modified
         && !outcome.loaded
         && !outcome.empty
         && response.status().as_u16() < 500
+        && let Err(e) = session.load_quietly().await
+        && !(fail_open && e.is_outage())
     {
-        if let Err(e) = session.load_quietly().await
-            && !(fail_open && e.is_outage())
-        {
-            return store_error(&e);
-        }
-        outcome = session.outcome();
+        return store_error(&e);
     }
+    match respond(&session, cookie_present, session.outcome(), response) {
+        Next::Done(response) => response,
+        Next::Save(response, outcome) => save_then_cookie(session, outcome, response).await,
+    }
+}
+
+/// Everything of the response phase but the save: `Vary`, the removal
+/// cookie, the outage policy, and whether a save is due.
+fn respond<B: Default>(
+    session: &Session,
+    cookie_present: bool,
+    outcome: Outcome,
+    mut response: Response<B>,
+) -> Next<B> {
+    let settings = session.settings();
     if outcome.outage {
-        if !fail_open {
-            return unavailable();
+        if settings.outage_policy != OutagePolicy::FailOpen {
+            return Next::Done(unavailable());
         }
         // Fail open: the handler's response, and no cookie at all, so the
         // browser keeps the one it has for when the store is back.
         if outcome.accessed {
             patch_vary(response.headers_mut());
         }
-        return response;
+        return Next::Done(response);
     }
     let headers = response.headers_mut();
     if cookie_present && outcome.empty {
         headers.append(SET_COOKIE, header_value(&cookie::removal_cookie(settings)));
         patch_vary(headers);
-        return response;
+        return Next::Done(response);
     }
     if outcome.accessed {
         patch_vary(headers);
@@ -338,24 +456,38 @@ async fn finish<B: Default>(
     // A rotation that failed half-way (the handler got the error): nothing
     // more is saved and no cookie is sent; the client keeps the one it has.
     if outcome.frozen {
-        return response;
+        return Next::Done(response);
     }
     // A session the handler saved itself must still reach the client: its
     // key may be new (Django keeps `modified` set after `save()` for this).
     let needs_save = outcome.modified || settings.save_every_request;
-    if !(needs_save || outcome.saved) || outcome.empty {
-        return response;
+    if !(needs_save || outcome.saved) || outcome.empty || response.status().as_u16() >= 500 {
+        return Next::Done(response);
     }
-    if response.status().as_u16() >= 500 {
-        return response;
+    if !needs_save {
+        let lifetime = session.cookie_lifetime();
+        return Next::Done(set_cookie(session, lifetime, response));
     }
-    let (browser_close, max_age) = session.cookie_lifetime();
-    if needs_save && let Err(e) = session.save().await {
+    Next::Save(response, outcome)
+}
+
+/// Saves the session, then sets its cookie (or answers the store's error).
+async fn save_then_cookie<B: Default>(
+    session: Session,
+    outcome: Outcome,
+    response: Response<B>,
+) -> Response<B> {
+    // The cookie's lifetime is the one the session had when it was saved.
+    let lifetime = session.cookie_lifetime();
+    if let Err(e) = session.save().await {
         // Fail open keeps the user's cookie, unless this request already
         // moved the session to a key the client does not know (a login's
         // rotation, or a session the handler saved): then the old cookie
         // names nothing, and answering 200 would be a silent logout.
-        if fail_open && e.is_outage() && !(outcome.rotated || outcome.saved) {
+        if session.settings().outage_policy == OutagePolicy::FailOpen
+            && e.is_outage()
+            && !(outcome.rotated || outcome.saved)
+        {
             // Already logged with its source by the session's store call.
             tracing::error!(
                 target: "sesame::middleware",
@@ -365,11 +497,21 @@ async fn finish<B: Default>(
         }
         return store_error(&e);
     }
+    set_cookie(&session, lifetime, response)
+}
+
+/// Adds the session's `Set-Cookie`, with `Max-Age` and `expires` unless it
+/// is a browser-session cookie.
+fn set_cookie<B>(
+    session: &Session,
+    (browser_close, max_age): (bool, i64),
+    mut response: Response<B>,
+) -> Response<B> {
     let Some(key) = session.session_key() else {
         return response;
     };
     let value = cookie::set_cookie(
-        settings,
+        session.settings(),
         &key,
         (!browser_close).then_some(max_age),
         OffsetDateTime::now_utc(),
