@@ -127,17 +127,39 @@ fn http_date(out: &mut String, at: OffsetDateTime) {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let at = at.to_offset(time::UtcOffset::UTC);
-    let _ = write!(
-        out,
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[usize::from(at.weekday().number_days_from_monday())],
-        at.day(),
-        MONTHS[usize::from(u8::from(at.month()) - 1)],
-        at.year(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    );
+    // Digits pushed by hand: this runs on every response that sets a cookie.
+    out.push_str(DAYS[usize::from(at.weekday().number_days_from_monday())]);
+    out.push_str(", ");
+    push_two_digits(out, at.day());
+    out.push(' ');
+    out.push_str(MONTHS[usize::from(u8::from(at.month()) - 1)]);
+    out.push(' ');
+    match u16::try_from(at.year()) {
+        Ok(year) if year <= 9999 => {
+            #[allow(clippy::cast_possible_truncation)] // each part is below 100
+            {
+                push_two_digits(out, (year / 100) as u8);
+                push_two_digits(out, (year % 100) as u8);
+            }
+        }
+        // Years before 1 AD only (`time` stops at 9999).
+        _ => {
+            let _ = write!(out, "{:04}", at.year());
+        }
+    }
+    out.push(' ');
+    push_two_digits(out, at.hour());
+    out.push(':');
+    push_two_digits(out, at.minute());
+    out.push(':');
+    push_two_digits(out, at.second());
+    out.push_str(" GMT");
+}
+
+/// `n` (below 100) as two decimal digits.
+fn push_two_digits(out: &mut String, n: u8) {
+    out.push(char::from(b'0' + n / 10 % 10));
+    out.push(char::from(b'0' + n % 10));
 }
 
 #[cfg(test)]
@@ -310,6 +332,28 @@ mod tests {
             let (present, found) = read_reference(&raw, b"sessionid");
             proptest::prop_assert_eq!(got.present, present);
             proptest::prop_assert_eq!(keys(&got), found);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn http_dates_match_the_formatted_reference(secs in -377_705_116_800_i64..=253_402_300_799) {
+            let at = OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            let mut got = String::new();
+            http_date(&mut got, at);
+            let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let want = format!(
+                "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+                days[usize::from(at.weekday().number_days_from_monday())],
+                at.day(),
+                months[usize::from(u8::from(at.month()) - 1)],
+                at.year(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            );
+            proptest::prop_assert_eq!(got, want);
         }
     }
 

@@ -47,40 +47,44 @@ pub struct CacheKeys {
     key_prefix: String,
     version: i64,
     engine_prefix: &'static str,
+    /// Every key's beginning, `KEY_PREFIX:VERSION:<engine prefix>`, built
+    /// once: a key is then one allocation and a copy.
+    full_prefix: String,
 }
 
 impl Default for CacheKeys {
     fn default() -> Self {
-        Self {
-            key_prefix: String::new(),
-            version: 1,
-            engine_prefix: CACHE_KEY_PREFIX,
-        }
+        Self::build(String::new(), 1, CACHE_KEY_PREFIX)
     }
 }
 
 impl CacheKeys {
+    fn build(key_prefix: String, version: i64, engine_prefix: &'static str) -> Self {
+        let full_prefix = sesame_codec::session_cache_key(&key_prefix, version, engine_prefix, "");
+        Self {
+            key_prefix,
+            version,
+            engine_prefix,
+            full_prefix,
+        }
+    }
+
     /// The keys Django's `cached_db` engine uses for its cache half.
     #[must_use]
     pub fn cached_db() -> Self {
-        Self {
-            engine_prefix: CACHED_DB_KEY_PREFIX,
-            ..Self::default()
-        }
+        Self::build(String::new(), 1, CACHED_DB_KEY_PREFIX)
     }
 
     /// Sets the cache's `KEY_PREFIX` (default `""`).
     #[must_use]
-    pub fn with_key_prefix(mut self, key_prefix: impl Into<String>) -> Self {
-        self.key_prefix = key_prefix.into();
-        self
+    pub fn with_key_prefix(self, key_prefix: impl Into<String>) -> Self {
+        Self::build(key_prefix.into(), self.version, self.engine_prefix)
     }
 
     /// Sets the cache's `VERSION` (default `1`).
     #[must_use]
-    pub fn with_version(mut self, version: i64) -> Self {
-        self.version = version;
-        self
+    pub fn with_version(self, version: i64) -> Self {
+        Self::build(self.key_prefix, version, self.engine_prefix)
     }
 
     /// The cache's `KEY_PREFIX`.
@@ -104,12 +108,10 @@ impl CacheKeys {
     /// The cache key of the session stored under `session_key`.
     #[must_use]
     pub fn key_for(&self, session_key: &str) -> String {
-        sesame_codec::session_cache_key(
-            &self.key_prefix,
-            self.version,
-            self.engine_prefix,
-            session_key,
-        )
+        let mut key = String::with_capacity(self.full_prefix.len() + session_key.len());
+        key.push_str(&self.full_prefix);
+        key.push_str(session_key);
+        key
     }
 
     /// The cache key of `key`.
@@ -168,6 +170,15 @@ mod tests {
                 .key_for("abcdefgh"),
             "p:1:django.contrib.sessions.cached_dbabcdefgh"
         );
+        for (prefix, version) in [("", 1), ("a:b", -3), ("x", 0)] {
+            let keys = CacheKeys::default()
+                .with_version(version)
+                .with_key_prefix(prefix);
+            assert_eq!(
+                keys.key_for("abcdefgh"),
+                sesame_codec::session_cache_key(prefix, version, CACHE_KEY_PREFIX, "abcdefgh")
+            );
+        }
     }
 
     #[test]
