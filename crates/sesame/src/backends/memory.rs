@@ -139,6 +139,8 @@ impl SessionStore for MemoryStore {
     }
 
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
+        // Copied before the lock is taken.
+        let data = record.data.clone();
         let version = self.next_version();
         let now = OffsetDateTime::now_utc();
         let mut map = self.map();
@@ -151,11 +153,17 @@ impl SessionStore for MemoryStore {
         {
             return Err(Error::Conflict);
         }
-        *stored = Stored {
-            data: record.data.clone(),
-            expires_at: record.expires_at,
-            version,
-        };
+        let old = std::mem::replace(
+            stored,
+            Stored {
+                data,
+                expires_at: record.expires_at,
+                version,
+            },
+        );
+        // The old data is freed after the lock is released.
+        drop(map);
+        drop(old);
         Ok(Saved {
             key: key.clone(),
             version: Version::from_u64(version),

@@ -106,8 +106,8 @@ fn attributes(out: &mut String, settings: &Settings, lifetime: Option<(i64, Offs
         out.push_str("; HttpOnly");
     }
     if let Some((age, _)) = lifetime {
-        // Write into a String cannot fail.
-        let _ = write!(out, "; Max-Age={}", age.max(0));
+        out.push_str("; Max-Age=");
+        push_decimal(out, age.max(0).unsigned_abs());
     }
     out.push_str("; Path=");
     out.push_str(&settings.cookie_path);
@@ -154,6 +154,26 @@ fn http_date(out: &mut String, at: OffsetDateTime) {
     out.push(':');
     push_two_digits(out, at.second());
     out.push_str(" GMT");
+}
+
+/// `n` in decimal.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        #[allow(clippy::cast_possible_truncation)] // a digit
+        {
+            digits[start] = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[start..] {
+        out.push(char::from(d));
+    }
 }
 
 /// `n` (below 100) as two decimal digits.
@@ -354,6 +374,15 @@ mod tests {
                 at.second()
             );
             proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn decimals_are_written_in_full() {
+        for n in [0, 7, 10, 1_209_600, u64::MAX] {
+            let mut out = String::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string());
         }
     }
 

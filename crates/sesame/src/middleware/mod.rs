@@ -446,7 +446,7 @@ fn respond<B: Default>(
     }
     let headers = response.headers_mut();
     if cookie_present && outcome.empty {
-        headers.append(SET_COOKIE, header_value(&cookie::removal_cookie(settings)));
+        headers.append(SET_COOKIE, header_value(cookie::removal_cookie(settings)));
         patch_vary(headers);
         return Next::Done(response);
     }
@@ -518,14 +518,16 @@ fn set_cookie<B>(
     );
     response
         .headers_mut()
-        .append(SET_COOKIE, header_value(&value));
+        .append(SET_COOKIE, header_value(value));
     response
 }
 
-fn header_value(value: &str) -> HeaderValue {
+fn header_value(value: String) -> HeaderValue {
     // Settings are validated to printable ASCII and keys are [a-z0-9], so
-    // this cannot fail; an empty value is the harmless fallback.
-    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""))
+    // this cannot fail; an empty value is the harmless fallback. `Bytes`
+    // takes the string's buffer as it is: no copy.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Adds `Cookie` to `Vary` unless it (or `*`) is already there.
