@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use time::OffsetDateTime;
@@ -16,8 +17,6 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::backends::SessionStore;
-use futures_util::future::BoxFuture;
-
 use crate::session::{ConflictPolicy, Outcome, Shared};
 use crate::{Error, OutagePolicy, SameSite, Session, Settings};
 
