@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use time::OffsetDateTime;
@@ -19,6 +18,9 @@ use tower_service::Service;
 use crate::backends::SessionStore;
 use crate::session::{ConflictPolicy, Outcome, Shared};
 use crate::{Error, OutagePolicy, SameSite, Session, Settings};
+
+/// The boxed save of a response phase that needs the store.
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Seconds a client is asked to wait (`Retry-After`) when the store is unavailable.
 pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
