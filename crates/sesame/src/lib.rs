@@ -162,7 +162,7 @@ pub use key::{
     InvalidKey, KEY_LENGTH, KeyKind, MAX_KEY_LENGTH, MAX_SIGNED_KEY_LENGTH, MIN_KEY_LENGTH,
     Redacted, SessionKey,
 };
-pub use middleware::{SessionManager, SessionManagerLayer};
+pub use middleware::{ResponseFuture, SessionManager, SessionManagerLayer};
 pub use sesame_codec as codec;
 pub use sesame_codec::Signer;
 pub use session::{ConflictPolicy, Session};
