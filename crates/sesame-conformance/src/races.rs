@@ -473,7 +473,11 @@ pub mod cases {
     }
 
     async fn stored<S: SessionStore>(store: &S, key: &SessionKey) -> Option<SessionMap> {
-        store.load(key).await.expect("load").map(|r| r.data)
+        store
+            .load(key)
+            .await
+            .expect("load")
+            .map(|r| SessionMap::clone(&r.data))
     }
 
     fn skip_unless_server_side(case: &str, caps: Caps) -> bool {

@@ -436,7 +436,7 @@ pub mod cases {
     ) {
         let old = create(store, json!({"n": 1}), in_hours(1)).await;
         let mut record = load_live(store, &old.key).await;
-        record.data.insert("n".into(), json!(2));
+        record.data_mut().insert("n".into(), json!(2));
         let new = store
             .create(&record)
             .await
@@ -459,7 +459,7 @@ pub mod cases {
         let record = Record::new(map(json!({"n": 1})), in_hours(1));
         let saved = store.create(&record).await.expect("create failed");
         let next = Record {
-            data: map(json!({"n": 2})),
+            data: map(json!({"n": 2})).into(),
             version: Some(saved.version),
             ..record
         };
@@ -489,7 +489,7 @@ pub mod cases {
         let mut record = load_live(store, &created.key).await;
         let loaded_version = record.version.clone().expect("load fills the version");
 
-        record.data.insert("n".into(), json!(1));
+        record.data_mut().insert("n".into(), json!(1));
         let first = store
             .save(&created.key, &record)
             .await
@@ -498,7 +498,7 @@ pub mod cases {
         assert_ne!(first.version, loaded_version, "save kept the old version");
 
         // Chain a second save on the returned version, without reloading.
-        record.data.insert("n".into(), json!(2));
+        record.data_mut().insert("n".into(), json!(2));
         record.version = Some(first.version.clone());
         let second = store
             .save(&created.key, &record)
@@ -514,7 +514,7 @@ pub mod cases {
         let mut record = load_live(store, &created.key).await;
         let later = in_hours(2);
         record.expires_at = later;
-        record.data.insert("n".into(), json!(2));
+        record.data_mut().insert("n".into(), json!(2));
         let saved = store
             .save(&created.key, &record)
             .await
@@ -541,14 +541,14 @@ pub mod cases {
         let stale = load_live(store, &created.key).await;
 
         let mut winner = stale.clone();
-        winner.data.insert("who".into(), json!("winner"));
+        winner.data_mut().insert("who".into(), json!("winner"));
         store
             .save(&created.key, &winner)
             .await
             .expect("the first save failed");
 
         let mut loser = stale;
-        loser.data.insert("who".into(), json!("loser"));
+        loser.data_mut().insert("who".into(), json!("loser"));
         let result = store.save(&created.key, &loser).await;
         assert!(
             matches!(result, Err(Error::Conflict)),
@@ -568,7 +568,7 @@ pub mod cases {
     ) {
         let created = create(store, json!({"who": "creator"}), in_hours(1)).await;
         let mut other = load_live(store, &created.key).await;
-        other.data.insert("who".into(), json!("other"));
+        other.data_mut().insert("who".into(), json!("other"));
         store
             .save(&created.key, &other)
             .await
@@ -600,12 +600,12 @@ pub mod cases {
         let mut record = load_live(store, &created.key).await;
         store.delete(&created.key).await.expect("delete failed");
 
-        record.data.insert("n".into(), json!(2));
+        record.data_mut().insert("n".into(), json!(2));
         assert_missing(
             store.save(&created.key, &record).await,
             "versioned save after delete",
         );
-        let blind = Record::new(record.data.clone(), in_hours(1));
+        let blind = Record::new(SessionMap::clone(&record.data), in_hours(1));
         assert_missing(
             store.save(&created.key, &blind).await,
             "unversioned save after delete",
@@ -870,7 +870,7 @@ pub mod cases {
                     // only turns a livelock into a failure.
                     for _ in 0..WRITERS * 10 {
                         let mut record = load_live(&store, &key).await;
-                        record.data.insert(format!("writer-{i}"), json!(i));
+                        record.data_mut().insert(format!("writer-{i}"), json!(i));
                         match store.save(&key, &record).await {
                             Ok(_) => return,
                             Err(Error::Conflict) => {}
@@ -918,7 +918,7 @@ pub mod cases {
                 let store = store.clone();
                 let key = key.clone();
                 let mut record = base.clone();
-                record.data.insert("who".into(), json!(who));
+                record.data_mut().insert("who".into(), json!(who));
                 tokio::spawn(async move { (who, store.save(&key, &record).await) })
             })
             .collect();

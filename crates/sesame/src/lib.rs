@@ -155,6 +155,7 @@ mod key;
 mod middleware;
 mod session;
 mod settings;
+mod shared_map;
 
 pub use error::{BoxError, Error, Result};
 pub use expiry::{Expiry, expire_at_browser_close, expiry_age, expiry_date};

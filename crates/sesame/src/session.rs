@@ -12,6 +12,7 @@ use sesame_codec::{SESSION_EXPIRY_KEY, SessionMap, TEST_COOKIE_NAME, TEST_COOKIE
 use time::OffsetDateTime;
 
 use crate::backends::{DynStore, Record, Saved, SessionStore, Version};
+use crate::shared_map::SharedMap;
 use crate::{Error, Expiry, KeyKind, OutagePolicy, Result, SessionKey, Settings};
 
 /// How many times a save re-reads and re-applies its changes after a
@@ -140,7 +141,7 @@ struct State {
     key: Option<SessionKey>,
     /// Whether `data` reflects the store (or a fresh, empty session).
     loaded: bool,
-    data: SessionMap,
+    data: SharedMap,
     version: Option<Version>,
     accessed: bool,
     modified: bool,
@@ -519,7 +520,7 @@ impl Session {
     ///
     /// A store error while loading.
     pub async fn to_map(&self) -> Result<SessionMap> {
-        self.with_data(|s| s.data.clone()).await
+        self.with_data(|s| SessionMap::clone(&s.data)).await
     }
 
     /// How many keys the session holds.
@@ -848,7 +849,7 @@ impl Session {
         let retired_at = OffsetDateTime::now_utc() - time::Duration::hours(1);
         for attempt in 1..=MAX_SAVE_ATTEMPTS {
             let tombstone = Record {
-                data: SessionMap::new(),
+                data: Arc::default(),
                 expires_at: retired_at,
                 version: old_version.clone(),
             };
@@ -1123,7 +1124,7 @@ impl Session {
         let mut state = self.state();
         match fresh {
             Some(record) => {
-                state.data = record.data;
+                state.data = record.data.into();
                 state.version = record.version;
                 Ok(())
             }
@@ -1236,7 +1237,7 @@ impl Session {
     /// The record to write now: the data and its expiry computed at this instant.
     fn record_of(&self, state: &State) -> Record {
         Record {
-            data: state.data.clone(),
+            data: state.data.share(),
             expires_at: self.expiry_of(state),
             version: state.version.clone(),
         }
@@ -1318,10 +1319,15 @@ impl State {
     /// Sets (`Some`) or removes (`None`) one key, recording the change.
     fn set(&mut self, key: &str, value: Option<Value>) -> Option<Value> {
         self.modified = true;
-        self.changed.insert(key.to_owned());
-        match value {
-            Some(v) => self.data.insert(key.to_owned(), v),
-            None => self.data.shift_remove(key),
+        if !self.changed.contains(key) {
+            self.changed.insert(key.to_owned());
+        }
+        let data = self.data.make_mut();
+        match (value, data.get_mut(key)) {
+            // Replacing keeps the stored key: no new `String`.
+            (Some(v), Some(slot)) => Some(std::mem::replace(slot, v)),
+            (Some(v), None) => data.insert(key.to_owned(), v),
+            (None, _) => data.shift_remove(key),
         }
     }
 
@@ -1338,8 +1344,8 @@ impl State {
     /// changes on top of it. `None` means no live record: the key is dropped.
     fn rebase(&mut self, fresh: Option<(SessionKey, Record)>) {
         let (key, mut data, version) = match fresh {
-            Some((key, record)) => (Some(key), record.data, record.version),
-            None => (None, SessionMap::new(), None),
+            Some((key, record)) => (Some(key), SharedMap::from(record.data), record.version),
+            None => (None, SharedMap::default(), None),
         };
         if self.cleared {
             data.clear();
@@ -1347,11 +1353,12 @@ impl State {
         for k in &self.changed {
             match self.data.get(k) {
                 Some(v) => {
-                    data.insert(k.clone(), v.clone());
+                    data.make_mut().insert(k.clone(), v.clone());
                 }
-                None => {
-                    data.shift_remove(k);
+                None if data.contains_key(k) => {
+                    data.make_mut().shift_remove(k);
                 }
+                None => {}
             }
         }
         self.key = key;

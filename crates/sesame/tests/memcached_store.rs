@@ -189,7 +189,7 @@ async fn djangos_pickle_loads() {
         .unwrap()
         .expect("Django's item loads");
     assert_eq!(
-        record.data,
+        *record.data,
         map(
             json!({"_auth_user_id": "42", "counter": 3, "cart": [1, 2.5, null, true], "name": "Grüße"})
         )
@@ -360,7 +360,7 @@ async fn another_writer_makes_a_stale_save_conflict() {
         .await;
 
     let mut stale = loaded.clone();
-    stale.data.insert("who".into(), json!("stale"));
+    stale.data_mut().insert("who".into(), json!("stale"));
     assert!(matches!(
         store.save(&saved.key, &stale).await,
         Err(Error::Conflict)

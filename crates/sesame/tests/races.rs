@@ -373,6 +373,7 @@ mod serial_order {
             }
         }
         let stored = store.load(&saved.key).await.unwrap().unwrap().data;
+        let stored = std::sync::Arc::unwrap_or_clone(stored);
         (stored, serial)
     }
 

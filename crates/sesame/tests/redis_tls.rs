@@ -392,19 +392,19 @@ async fn store_round_trips_over_tls() {
     assert!(stored.is_some(), "no item under Django's key");
 
     let loaded = store.load(&saved.key).await.unwrap().expect("created");
-    assert_eq!(loaded.data, data);
+    assert_eq!(*loaded.data, data);
     assert_eq!(loaded.version.as_ref(), Some(&saved.version));
     assert!((loaded.expires_at - in_hours(1)).abs() <= Duration::seconds(2));
 
     // A save with the current version wins and returns a new one.
     let mut next = loaded.clone();
-    next.data.insert("counter".into(), json!(2));
+    next.data_mut().insert("counter".into(), json!(2));
     let resaved = store.save(&saved.key, &next).await.unwrap();
     assert_eq!(resaved.key, saved.key);
     assert_ne!(resaved.version, saved.version);
     // A save with the version loaded before is a conflict, and changes nothing.
     let mut stale = loaded.clone();
-    stale.data.insert("counter".into(), json!(99));
+    stale.data_mut().insert("counter".into(), json!(99));
     assert!(matches!(
         store.save(&saved.key, &stale).await,
         Err(Error::Conflict)

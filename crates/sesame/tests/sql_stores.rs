@@ -53,11 +53,11 @@ mod cases {
         assert_eq!(v1.version.as_ref(), Some(&saved.version));
 
         let mut next = v1.clone();
-        next.data = map(json!({"n": 1}));
+        next.data = map(json!({"n": 1})).into();
         let v2 = store.save(&saved.key, &next).await.unwrap();
 
         let mut stale = v1.clone();
-        stale.data = map(json!({"n": 2}));
+        stale.data = map(json!({"n": 2})).into();
         assert!(matches!(
             store.save(&saved.key, &stale).await,
             Err(Error::Conflict)
@@ -70,8 +70,8 @@ mod cases {
             Err(Error::Conflict)
         ));
         assert_eq!(
-            store.load(&saved.key).await.unwrap().unwrap().data,
-            map(json!({"n": 1}))
+            store.load(&saved.key).await.unwrap().unwrap().data.as_ref(),
+            &map(json!({"n": 1}))
         );
 
         store.delete(&saved.key).await.unwrap();
@@ -196,7 +196,7 @@ mod cases {
                         loop {
                             let mut record = store.load(&key).await.unwrap().unwrap();
                             let n = record.data["counter"].as_i64().unwrap();
-                            record.data.insert("counter".into(), json!(n + 1));
+                            record.data_mut().insert("counter".into(), json!(n + 1));
                             match store.save(&key, &record).await {
                                 Ok(_) => break,
                                 Err(Error::Conflict) => {}
@@ -326,7 +326,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
                     loop {
                         let mut record = store.load(&saved.key).await.unwrap().unwrap();
                         let n = record.data["counter"].as_i64().unwrap();
-                        record.data.insert("counter".into(), json!(n + 1));
+                        record.data_mut().insert("counter".into(), json!(n + 1));
                         match store.save(&saved.key, &record).await {
                             Ok(_) => break,
                             Err(Error::Conflict) => {}
@@ -439,7 +439,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         let old: SessionKey = "djangooldkey00000000000000000000".parse().unwrap();
         let record = store.load(&live).await.unwrap().unwrap();
         assert_eq!(
-            record.data,
+            *record.data,
             map(json!({"counter": 1})),
             "Django's row reads as Django wrote it"
         );
@@ -725,7 +725,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         let live: SessionKey = "djangolivekey000000000000000000a".parse().unwrap();
         let record = store.load(&live).await.unwrap().unwrap();
         assert_eq!(
-            record.data,
+            *record.data,
             map(json!({"counter": 1})),
             "Django's row reads as Django wrote it"
         );
@@ -964,7 +964,7 @@ CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_
         let live: SessionKey = "djangolivekey000000000000000000a".parse().unwrap();
         let record = store.load(&live).await.unwrap().unwrap();
         assert_eq!(
-            record.data,
+            *record.data,
             map(json!({"counter": 1})),
             "Django's row reads as Django wrote it"
         );

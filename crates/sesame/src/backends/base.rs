@@ -18,7 +18,12 @@ pub const CREATE_ATTEMPTS: usize = 8;
 #[derive(Clone, PartialEq)]
 pub struct Record {
     /// The session's contents (including `_session_expiry` when set).
-    pub data: SessionMap,
+    ///
+    /// Shared, copy-on-write: handing a record between a session and a store
+    /// (as [`MemoryStore`](crate::backends::MemoryStore) does) copies no data
+    /// until one side changes it (`Arc::make_mut`). Stores that encode read it
+    /// through `&record.data` as a plain `&SessionMap`.
+    pub data: Arc<SessionMap>,
     /// When the record stops being loadable.
     pub expires_at: OffsetDateTime,
     /// The version the record was loaded at; `None` for a record built in memory.
@@ -31,10 +36,27 @@ impl Record {
     #[must_use]
     pub fn new(data: SessionMap, expires_at: OffsetDateTime) -> Self {
         Self {
-            data,
+            data: Arc::new(data),
             expires_at,
             version: None,
         }
+    }
+
+    /// The contents for changing, copied first if a session or a store
+    /// still shares them (`Arc::make_mut`).
+    ///
+    /// ```
+    /// use sesame::backends::Record;
+    /// use time::OffsetDateTime;
+    ///
+    /// let mut record = Record::new(Default::default(), OffsetDateTime::now_utc());
+    /// let shared = record.clone();
+    /// record.data_mut().insert("n".into(), 1.into());
+    /// assert_eq!(record.data.len(), 1);
+    /// assert!(shared.data.is_empty(), "the clone still reads the old contents");
+    /// ```
+    pub fn data_mut(&mut self) -> &mut SessionMap {
+        Arc::make_mut(&mut self.data)
     }
 
     /// Whether the record has expired at `now`.

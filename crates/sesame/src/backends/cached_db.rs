@@ -175,7 +175,7 @@ impl<C: SessionCache, D: SessionStore> CachedDbStore<C, D> {
         // write (or delete) may have landed between our read or write of
         // the row and this copy, which would then shadow it until it expires.
         let current = match self.db.load(key).await {
-            Ok(Some(record)) => record.data == *data,
+            Ok(Some(record)) => *record.data == *data,
             Ok(None) | Err(_) => false,
         };
         if !current {
@@ -277,7 +277,7 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedDbStore<C, D> {
                     self.forget(key).await;
                     return Err(Error::Missing);
                 };
-                if current.data != read {
+                if *current.data != read {
                     // Changed since the cache copy was made, or the cache
                     // was stale: either way the cache must not answer again.
                     self.forget(key).await;

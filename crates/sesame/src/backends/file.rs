@@ -310,7 +310,7 @@ impl Inner {
             Ok(data) => {
                 let expires_at = self.expires_at(&data, stored.mtime);
                 Ok((expires_at > now).then(|| Record {
-                    data,
+                    data: data.into(),
                     expires_at,
                     version: Some(Version::new(stored.bytes)),
                 }))

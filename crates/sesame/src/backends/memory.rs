@@ -49,8 +49,10 @@ struct Inner {
     next_version: AtomicU64,
 }
 
+/// A record as kept: its data is shared with the sessions that loaded it
+/// (copy-on-write), so a load copies nothing.
 struct Stored {
-    data: SessionMap,
+    data: Arc<SessionMap>,
     expires_at: OffsetDateTime,
     version: u64,
 }
@@ -93,7 +95,7 @@ impl MemoryStore {
         let now = OffsetDateTime::now_utc();
         let mut map = self.map();
         let stored = Stored {
-            data: record.data.clone(),
+            data: Arc::clone(&record.data),
             expires_at: record.expires_at,
             version,
         };
@@ -128,7 +130,7 @@ impl SessionStore for MemoryStore {
         let now = OffsetDateTime::now_utc();
         let map = self.map();
         Ok(map.get(key).filter(|s| s.expires_at > now).map(|s| Record {
-            data: s.data.clone(),
+            data: Arc::clone(&s.data),
             expires_at: s.expires_at,
             version: Some(Version::from_u64(s.version)),
         }))
@@ -139,8 +141,8 @@ impl SessionStore for MemoryStore {
     }
 
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
-        // Copied before the lock is taken.
-        let data = record.data.clone();
+        // Shares the session's data (no copy).
+        let data = Arc::clone(&record.data);
         let version = self.next_version();
         let now = OffsetDateTime::now_utc();
         let mut map = self.map();
@@ -161,7 +163,8 @@ impl SessionStore for MemoryStore {
                 version,
             },
         );
-        // The old data is freed after the lock is released.
+        // The old data (if no session still holds it) is freed after the
+        // lock is released.
         drop(map);
         drop(old);
         Ok(Saved {
@@ -217,7 +220,7 @@ impl SessionCache for MemoryStore {
         self.map().insert(
             key.clone(),
             Stored {
-                data: data.clone(),
+                data: Arc::new(data.clone()),
                 expires_at,
                 version,
             },

@@ -64,7 +64,7 @@ pub const MAX_COOKIE_BYTES: usize = 4096;
 /// let saved = store.create(&record).await?;
 /// assert!(saved.key.as_str().starts_with("eyJjb3VudGVyIjoxfQ:")); // {"counter":1}
 /// let loaded = store.load(&saved.key).await?.expect("a valid cookie loads");
-/// assert_eq!(loaded.data, data);
+/// assert_eq!(*loaded.data, data);
 /// # Ok(()) }
 /// ```
 ///
@@ -179,7 +179,7 @@ impl SignedCookieStore {
             .loads_session(signed, SIGNED_COOKIES_SALT, Some(max_age), now)?;
         let expires_at = signed_at(signed)?.saturating_add(Duration::seconds(self.max_age));
         Ok(Some(Record {
-            data,
+            data: data.into(),
             expires_at,
             version: Some(version_of(signed)),
         }))
@@ -367,7 +367,7 @@ mod tests {
             .load_at(&key(DJANGO_COUNTER_1), at(FROZEN))
             .unwrap()
             .unwrap();
-        assert_eq!(record.data, map(json!({"counter": 1})));
+        assert_eq!(*record.data, map(json!({"counter": 1})));
         assert_eq!(record.expires_at, at(FROZEN + SESSION_COOKIE_AGE));
         assert!(record.version.is_some());
     }
@@ -383,7 +383,7 @@ mod tests {
         }));
         for value in [DJANGO_UNICODE, DJANGO_UNICODE_FALLBACK] {
             let record = store().load_at(&key(value), at(FROZEN)).unwrap().unwrap();
-            assert_eq!(record.data, want);
+            assert_eq!(*record.data, want);
         }
         // Without the fallback key, the second is a bad signature.
         let current_only = SignedCookieStore::new(Signer::new(SECRET_KEY));

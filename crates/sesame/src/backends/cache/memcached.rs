@@ -418,7 +418,7 @@ impl SessionStore for MemcachedStore {
             )));
         }
         Ok(Some(Record {
-            data: decode(&value)?,
+            data: decode(&value)?.into(),
             expires_at,
             version: Some(Version::from_u64(header.cas)),
         }))

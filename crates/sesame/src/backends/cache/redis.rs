@@ -249,7 +249,7 @@ impl SessionStore for RedisStore {
         };
         let data = decode(&value)?;
         Ok(Some(Record {
-            data,
+            data: data.into(),
             expires_at,
             version: Some(Version::new(Bytes::from(value))),
         }))

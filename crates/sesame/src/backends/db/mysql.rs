@@ -219,7 +219,7 @@ impl SessionStore for MySqlStore {
         let stored: String = row.try_get(0).map_err(Error::backend)?;
         let expire_date: PrimitiveDateTime = row.try_get(1).map_err(Error::backend)?;
         Ok(Some(Record {
-            data: decode(&self.signer, &stored)?,
+            data: decode(&self.signer, &stored)?.into(),
             expires_at: expire_date.assume_utc(),
             version: Some(Version::new(stored)),
         }))

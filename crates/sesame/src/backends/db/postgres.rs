@@ -185,7 +185,7 @@ impl SessionStore for PostgresStore {
         let stored: String = row.try_get(0).map_err(Error::backend)?;
         let expires_at: OffsetDateTime = row.try_get(1).map_err(Error::backend)?;
         Ok(Some(Record {
-            data: decode(&self.signer, &stored)?,
+            data: decode(&self.signer, &stored)?.into(),
             expires_at,
             version: Some(Version::new(stored)),
         }))

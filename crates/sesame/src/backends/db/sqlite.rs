@@ -469,7 +469,7 @@ impl SessionStore for SqliteStore {
             return Ok(None);
         };
         Ok(Some(Record {
-            data: decode(&self.signer, &stored)?,
+            data: decode(&self.signer, &stored)?.into(),
             expires_at: parse_datetime(&expire_date)?,
             version: Some(Version::new(stored)),
         }))
