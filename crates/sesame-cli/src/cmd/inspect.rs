@@ -71,7 +71,7 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let shown = json!({
         "session_key": key.redacted().to_string(),
         "expire_date": expire_date,
-        "session": record.data,
+        "session": &*record.data,
     });
     println!("{}", serde_json::to_string(&shown)?);
     Ok(())
