@@ -16,6 +16,8 @@
 #         (tokio's multi-threaded runtime, as axum::serve and tower-sessions).
 # Pass 5: actix-session on Redis, Sesame on RedisStore with one single-threaded
 #         runtime per core (RUNTIME=per-core: actix-web's own model).
+# Pass 6: as pass 5, with the peers' guarantee: CONFLICT=last-write-wins (a
+#         save is a plain `SET XX`, no compare-and-swap script), like for like.
 #   PASSES="1 4" bench/peer-bench.sh   # only some passes Every run is bounded
 # by peer-bench's DURATION; the harness stops every server it started.
 # Needs wrk, redis-server, curl, python3 (Debian: apt-get install -y wrk redis-server curl).
@@ -33,7 +35,7 @@ chmod -R u+w "$WORK"
     cargo build --release -q -p sesame --features full --example bench_server)
 BIN=$ROOT/target/release/sesame
 BENCH=$ROOT/target/release/examples/bench_server
-PASSES=${PASSES:-1 2 3 4 5}
+PASSES=${PASSES:-1 2 3 4 5 6}
 if [ ! -x "$WORK/target/release/axum-bare" ]; then
     (cd "$WORK" && cargo build --release --locked -q)
 fi
@@ -57,6 +59,8 @@ wants 3 && results+=("$(run sesame-sqlite "ts14-sqlite" \
 wants 4 && results+=("$(run sesame-redis "actix-redis ts14-redis" "STORE=\$REDIS_URL exec $BENCH")")
 wants 5 && results+=("$(run sesame-redis-per-core "actix-redis" \
     "RUNTIME=per-core STORE=\$REDIS_URL exec $BENCH")")
+wants 6 && results+=("$(run sesame-redis-per-core-lww "actix-redis" \
+    "RUNTIME=per-core CONFLICT=last-write-wins STORE=\$REDIS_URL exec $BENCH")")
 
 python3 - "${results[@]}" <<'PY'
 import re, sys
@@ -84,4 +88,5 @@ for n in ("64", "1000"):
     ratio(f"/ Redis vs actix-redis ({n} sessions)", ("sesame-redis", f"/ ({n} sessions)"), ("actix-redis", f"/ ({n} sessions)"), 1.1)
     ratio(f"/ Redis vs ts14-redis ({n} sessions)", ("sesame-redis", f"/ ({n} sessions)"), ("ts14-redis", f"/ ({n} sessions)"), 2.5)
     ratio(f"/ Redis, per-core runtimes, vs actix-redis ({n} sessions)", ("sesame-redis-per-core", f"/ ({n} sessions)"), ("actix-redis", f"/ ({n} sessions)"), 1.1)
+    ratio(f"/ Redis, per-core, last write wins (the peers' guarantee), vs actix-redis ({n} sessions)", ("sesame-redis-per-core-lww", f"/ ({n} sessions)"), ("actix-redis", f"/ ({n} sessions)"), 1.1)
 PY

@@ -6,13 +6,15 @@
 //! Run: `STORE=memory: PORT=8000 cargo run --release -p sesame --example bench_server --features full`.
 //! `STORE` is `memory:` (default), `sqlite://PATH` or a `redis://…` URL;
 //! `bench/peer-bench.sh` runs it under the harness. `SECRET_KEY` signs
-//! SQLite rows (a fixed bench key when unset).
+//! SQLite rows (a fixed bench key when unset). `RUNTIME=per-core` runs one
+//! single-threaded runtime per core; `CONFLICT=last-write-wins` saves as
+//! Django and the peers do (no compare-and-swap) instead of merging.
 
 use axum::extract::Request;
 use axum::routing::{IntoMakeService, get};
 use axum::{Router, ServiceExt};
 use sesame::backends::{MemoryStore, RedisStore, SessionStore, SqliteStore};
-use sesame::{Session, SessionManager, SessionManagerLayer, Settings, Signer};
+use sesame::{ConflictPolicy, Session, SessionManager, SessionManagerLayer, Settings, Signer};
 use tower_layer::Layer;
 
 async fn counter(session: Session) -> sesame::Result<String> {
@@ -31,8 +33,15 @@ fn app(store: impl SessionStore) -> IntoMakeService<SessionManager<Router>> {
     let router = Router::new()
         .route("/", get(counter))
         .route("/plain", get(plain));
+    // CONFLICT=last-write-wins: Django's (and the peers') guarantee, for a
+    // like-for-like comparison; the default is Sesame's merge.
+    let policy = match std::env::var("CONFLICT").as_deref() {
+        Ok("last-write-wins") => ConflictPolicy::LastWriteWins,
+        _ => ConflictPolicy::default(),
+    };
     let service = SessionManagerLayer::new(store)
         .with_settings(Settings::default())
+        .with_conflict_policy(policy)
         .layer(router);
     ServiceExt::<Request>::into_make_service(service)
 }
