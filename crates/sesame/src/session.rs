@@ -1322,6 +1322,10 @@ impl State {
         if !self.changed.contains(key) {
             self.changed.insert(key.to_owned());
         }
+        if value.is_none() && !self.data.contains_key(key) {
+            // Nothing to remove: the shared map is not copied.
+            return None;
+        }
         let data = self.data.make_mut();
         match (value, data.get_mut(key)) {
             // Replacing keeps the stored key: no new `String`.

@@ -239,3 +239,51 @@ impl SessionCache for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::Duration;
+
+    use super::*;
+
+    fn in_an_hour() -> OffsetDateTime {
+        OffsetDateTime::now_utc() + Duration::hours(1)
+    }
+
+    #[tokio::test]
+    async fn a_loaded_record_shares_the_stored_data_until_it_is_changed() {
+        let store = MemoryStore::new();
+        let mut data = SessionMap::new();
+        data.insert("n".into(), json!(1));
+        let saved = store
+            .create(&Record::new(data, in_an_hour()))
+            .await
+            .unwrap();
+
+        let first = store.load(&saved.key).await.unwrap().unwrap();
+        let second = store.load(&saved.key).await.unwrap().unwrap();
+        assert!(
+            Arc::ptr_eq(&first.data, &second.data),
+            "a load copies nothing"
+        );
+
+        let mut changed = first.clone();
+        changed.data_mut().insert("n".into(), json!(2));
+        let again = store.load(&saved.key).await.unwrap().unwrap();
+        assert_eq!(
+            again.data["n"],
+            json!(1),
+            "a change in place never reaches the store"
+        );
+
+        store.save(&saved.key, &changed).await.unwrap();
+        assert_eq!(
+            second.data["n"],
+            json!(1),
+            "an earlier reader keeps what it read"
+        );
+        let after = store.load(&saved.key).await.unwrap().unwrap();
+        assert_eq!(after.data["n"], json!(2));
+    }
+}
