@@ -394,8 +394,8 @@ async fn a_request_costs_one_round_trip_to_load_and_one_to_save() {
         let app = counter_app(connect(&server.url()).await);
         let first = send_bounded(&app, None).await;
         let key = first.key.expect("a session cookie");
-        // The first save loaded the script (EVALSHA, NOSCRIPT, EVAL); from
-        // then on it is one EVALSHA.
+        // The first save loaded the script (EVALSHA, NOSCRIPT, SCRIPT LOAD,
+        // EVALSHA); from then on it is one EVALSHA.
         assert_eq!(send_bounded(&app, Some(&key)).await.body, "2");
         let client = redis::Client::open(server.url()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -441,6 +441,47 @@ async fn a_request_costs_one_round_trip_to_load_and_one_to_save() {
         for other in ["eval", "exists", "del", "script", "pexpire"] {
             assert_eq!(calls(other), 0, "unexpected {other}: {stats}");
         }
+    })
+    .await;
+}
+
+/// A server that forgot the compare-and-swap script (`SCRIPT FLUSH`, as
+/// after a restart or a failover) answers the save's `EVALSHA` with
+/// `NOSCRIPT`: the store loads the script and saves; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_script_is_loaded_again_and_the_save_lands() {
+    let [port] = free_ports();
+    let Some(server) = Server::start(port, &[]).await else {
+        return;
+    };
+    bounded(async {
+        let app = counter_app(connect(&server.url()).await);
+        let key = send_bounded(&app, None)
+            .await
+            .key
+            .expect("a session cookie");
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        for expected in ["2", "3", "4"] {
+            let _: () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let reply = send_bounded(&app, Some(&key)).await;
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (StatusCode::OK, expected)
+            );
+        }
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // One SCRIPT LOAD per flush; never the whole script sent as EVAL.
+        assert!(stats.contains("cmdstat_script|load:calls=3,"), "{stats}");
+        assert!(!stats.contains("cmdstat_eval:"), "{stats}");
     })
     .await;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Value};
 use time::OffsetDateTime;
 
 use super::{CacheKeys, decode, encode};
@@ -215,6 +215,37 @@ impl RedisStore {
     fn conn(&self) -> Conn {
         self.conn.clone()
     }
+
+    /// Runs [`SAVE_IF_UNCHANGED`] as one `EVALSHA`, built in place (redis-rs's
+    /// `ScriptInvocation` copies every argument twice). A server that does
+    /// not know the script (restarted, `SCRIPT FLUSH`, a new cluster node)
+    /// answers `NOSCRIPT`: the script is loaded and the call sent once more.
+    async fn save_if_unchanged(
+        &self,
+        conn: &mut Conn,
+        cache_key: &str,
+        expected: &[u8],
+        value: &[u8],
+        unit: &str,
+        ttl: u64,
+    ) -> redis::RedisResult<i64> {
+        let mut cmd = Cmd::with_capacity(8, 64 + cache_key.len() + expected.len() + value.len());
+        cmd.arg("EVALSHA")
+            .arg(self.script.get_hash())
+            .arg(1)
+            .arg(cache_key)
+            .arg(expected)
+            .arg(value)
+            .arg(unit)
+            .arg(ttl);
+        match cmd.query_async(conn).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.script.load_async(conn).await?;
+                cmd.query_async(conn).await
+            }
+            outcome => outcome,
+        }
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -292,13 +323,7 @@ impl SessionStore for RedisStore {
         match &record.version {
             Some(version) => {
                 let outcome: i64 = self
-                    .script
-                    .key(&cache_key)
-                    .arg(version.as_bytes())
-                    .arg(value.as_ref())
-                    .arg(unit)
-                    .arg(ttl)
-                    .invoke_async(&mut conn)
+                    .save_if_unchanged(&mut conn, &cache_key, version.as_bytes(), &value, unit, ttl)
                     .await
                     .map_err(Error::backend)?;
                 match outcome {
