@@ -137,6 +137,12 @@ impl Server {
         assert!(status.success());
     }
 
+    /// A connection of the test's own, to set up values and read `INFO`.
+    async fn admin(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(self.url()).unwrap();
+        client.get_multiplexed_async_connection().await.unwrap()
+    }
+
     /// SIGKILL, and reap.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -344,8 +350,7 @@ async fn hostile_values_in_redis_start_an_empty_session() {
     };
     bounded(async {
         let app = counter_app(connect(&server.url()).await);
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = server.admin().await;
         // `os.system("true")` as pickle protocol 2 would run it: GLOBAL + REDUCE.
         let evil: &[u8] = b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.";
         let values: [&[u8]; 4] = [b"not a pickle", b"\x80\x05K\x07.", b"12", evil];
@@ -397,8 +402,7 @@ async fn a_request_costs_one_round_trip_to_load_and_one_to_save() {
         // The first save loaded the script (EVALSHA, NOSCRIPT, SCRIPT LOAD,
         // EVALSHA); from then on it is one EVALSHA.
         assert_eq!(send_bounded(&app, Some(&key)).await.body, "2");
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = server.admin().await;
         let _: () = redis::cmd("CONFIG")
             .arg("RESETSTAT")
             .query_async(&mut conn)
@@ -460,8 +464,7 @@ async fn a_flushed_script_is_loaded_again_and_the_save_lands() {
             .await
             .key
             .expect("a session cookie");
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = server.admin().await;
         for expected in ["2", "3", "4"] {
             let _: () = redis::cmd("SCRIPT")
                 .arg("FLUSH")
