@@ -386,6 +386,37 @@ async fn hostile_values_in_redis_start_an_empty_session() {
     .await;
 }
 
+/// A TTL past what a date can hold (another client's `PEXPIRE` of some
+/// hundred million years) is read as no expiry: the request is served, not
+/// a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_past_year_9999_is_a_session_that_lives_until_deleted() {
+    let [port] = free_ports();
+    let Some(server) = Server::start(port, &[]).await else {
+        return;
+    };
+    bounded(async {
+        let app = counter_app(connect(&server.url()).await);
+        let mut conn = server.admin().await;
+        let key = send_bounded(&app, None)
+            .await
+            .key
+            .expect("a session cookie");
+        let name = format!(":1:django.contrib.sessions.cache{}", key.as_str());
+        let set: i64 = redis::cmd("PEXPIRE")
+            .arg(&name)
+            .arg(9_000_000_000_000_000_i64)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(set, 1);
+        // The session's data is kept: the counter goes on from 1.
+        let reply = send_bounded(&app, Some(&key)).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "2"));
+    })
+    .await;
+}
+
 /// One Redis round trip to load and one to save (issue 4): a counter
 /// request on an existing session makes exactly one `GET` + `PTTL` pipeline
 /// and one `EVALSHA`, counted by the server itself (`INFO commandstats`).
@@ -723,29 +754,18 @@ mod cluster {
             .contains("cluster_state:ok")
     }
 
-    /// Whether the node on `port` holds `key` (a key in another node's
-    /// slot is a `MOVED` error, not `1`).
-    async fn holds(port: u16, key: &str) -> bool {
-        cli(port, &["exists", key]).await == "1"
-    }
-
-    /// Kill one master of three: requests whose session lives there get 503
-    /// within the store timeout, the others go on; restart it: its sessions
-    /// start over, within a second of the node serving its slots again.
-    ///
-    /// A restarted master refuses its slots (`CLUSTERDOWN`) for about 2 s
-    /// by Redis's design (`CLUSTER_WRITABLE_DELAY`), so recovery is timed
-    /// from the moment the node reports `cluster_state:ok`; the time from the
-    /// process restart is printed as well.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn killed_cluster_master_is_503_and_a_restart_recovers() {
-        let [p1, p2, p3, b1, b2, b3] = free_ports();
-        let dir =
-            Dir(std::env::temp_dir()
-                .join(format!("sesame-redis-cluster-{}-{p1}", std::process::id())));
+    /// Starts three masters on these (port, bus port) pairs and makes them
+    /// one cluster; returns once every node reports `cluster_state:ok`.
+    /// `None` (and a skip line) when redis-server or redis-cli is missing.
+    async fn start_cluster(ports: [(u16, u16); 3]) -> Option<(Dir, Vec<Server>)> {
+        let dir = Dir(std::env::temp_dir().join(format!(
+            "sesame-redis-cluster-{}-{}",
+            std::process::id(),
+            ports[0].0
+        )));
         std::fs::create_dir_all(&dir.0).unwrap();
         let mut nodes = Vec::new();
-        for (port, bus) in [(p1, b1), (p2, b2), (p3, b3)] {
+        for (port, bus) in ports {
             let extra: Vec<String> = [
                 "--cluster-enabled",
                 "yes",
@@ -761,16 +781,13 @@ mod cluster {
             .iter()
             .map(|&a| a.to_owned())
             .collect();
-            let Some(node) = Server::start(port, &extra).await else {
-                return;
-            };
-            nodes.push(node);
+            nodes.push(Server::start(port, &extra).await?);
         }
         let mut create: Vec<String> = ["--cluster", "create"]
             .iter()
             .map(|&a| a.to_owned())
             .collect();
-        create.extend([p1, p2, p3].iter().map(|p| format!("127.0.0.1:{p}")));
+        create.extend(ports.iter().map(|(p, _)| format!("127.0.0.1:{p}")));
         create.extend(
             ["--cluster-replicas", "0", "--cluster-yes"]
                 .iter()
@@ -778,19 +795,126 @@ mod cluster {
         );
         let Some(created) = run("redis-cli", &create, Duration::from_secs(30)).await else {
             eprintln!("SKIP redis faults: redis-cli not found");
-            return;
+            return None;
         };
         assert!(
             created.status.success(),
             "redis-cli --cluster create: {}",
             String::from_utf8_lossy(&created.stdout)
         );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for (port, _) in ports {
+            while !state_ok(port).await {
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster did not form in 20 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Some((dir, nodes))
+    }
+
+    /// Whether the node on `port` holds `key` (a key in another node's
+    /// slot is a `MOVED` error, not `1`).
+    async fn holds(port: u16, key: &str) -> bool {
+        cli(port, &["exists", key]).await == "1"
+    }
+
+    /// A session's slot moves to another master while it is in use: first
+    /// half-way (the key migrated, the slot not yet: the old owner answers
+    /// `ASK`), then for good (`MOVED`). The client follows both; requests
+    /// never see them, and the session goes on counting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slot_moved_mid_session_is_followed_not_surfaced() {
+        let [p1, p2, p3, b1, b2, b3] = free_ports();
+        let Some((_dir, _nodes)) = start_cluster([(p1, b1), (p2, b2), (p3, b3)]).await else {
+            return;
+        };
         bounded(async {
+            let store = connect(&format!("redis+cluster://127.0.0.1:{p1}")).await;
+            let app = counter_app(store.clone());
+            let first = send_bounded(&app, None).await;
+            assert_eq!((first.status, first.body.as_str()), (StatusCode::OK, "1"));
+            let key = first.key.expect("a session cookie");
+            let name = store.keys().key_for(key.as_str());
+            let mut from = None;
             for port in [p1, p2, p3] {
-                while !state_ok(port).await {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                if holds(port, &name).await {
+                    from = Some(port);
                 }
             }
+            let from = from.expect("one master holds the session");
+            let to = if from == p1 { p2 } else { p1 };
+            let slot = cli(from, &["cluster", "keyslot", &name]).await;
+            let (from_id, to_id) = (
+                cli(from, &["cluster", "myid"]).await,
+                cli(to, &["cluster", "myid"]).await,
+            );
+
+            // Half-way: the key is on the new owner; the old one answers ASK.
+            assert_eq!(
+                cli(to, &["cluster", "setslot", &slot, "importing", &from_id]).await,
+                "OK"
+            );
+            assert_eq!(
+                cli(from, &["cluster", "setslot", &slot, "migrating", &to_id]).await,
+                "OK"
+            );
+            let to_port = to.to_string();
+            assert_eq!(
+                cli(
+                    from,
+                    &["migrate", "127.0.0.1", &to_port, &name, "0", "5000"]
+                )
+                .await,
+                "OK"
+            );
+            let reply = send_bounded(&app, Some(&key)).await;
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (StatusCode::OK, "2"),
+                "while the slot migrates (ASK)"
+            );
+
+            // Done: every master learns the new owner; the old one answers MOVED.
+            for port in [p1, p2, p3] {
+                assert_eq!(
+                    cli(port, &["cluster", "setslot", &slot, "node", &to_id]).await,
+                    "OK"
+                );
+            }
+            let reply = send_bounded(&app, Some(&key)).await;
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (StatusCode::OK, "3"),
+                "after the slot moved (MOVED)"
+            );
+            assert!(
+                holds(to, &name).await,
+                "the session lives on its new master"
+            );
+            let reply = send_bounded(&app, Some(&key)).await;
+            assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "4"));
+        })
+        .await;
+    }
+
+    /// Kill one master of three: requests whose session lives there get 503
+    /// within the store timeout, the others go on; restart it: its sessions
+    /// start over, within a second of the node serving its slots again.
+    ///
+    /// A restarted master refuses its slots (`CLUSTERDOWN`) for about 2 s
+    /// by Redis's design (`CLUSTER_WRITABLE_DELAY`), so recovery is timed
+    /// from the moment the node reports `cluster_state:ok`; the time from the
+    /// process restart is printed as well.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn killed_cluster_master_is_503_and_a_restart_recovers() {
+        let [p1, p2, p3, b1, b2, b3] = free_ports();
+        let Some((_dir, mut nodes)) = start_cluster([(p1, b1), (p2, b2), (p3, b3)]).await else {
+            return;
+        };
+        bounded(async {
             let store = connect(&format!(
                 "redis+cluster://127.0.0.1:{p1},127.0.0.1:{p2},127.0.0.1:{p3}"
             ))

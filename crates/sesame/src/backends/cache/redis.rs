@@ -216,6 +216,36 @@ impl RedisStore {
         self.conn.clone()
     }
 
+    /// `GET` and `PTTL` of one key, pipelined: one round trip.
+    ///
+    /// On a cluster whose slot for the key is migrating, the old owner
+    /// answers `ASK`; `ASKING` admits only the one command after it, so the
+    /// cluster client cannot follow an `ASK` for a pipeline. The two are then
+    /// sent one by one, each followed (two round trips, during a migration
+    /// only). `MOVED` the client follows for pipelines as well.
+    async fn get_with_ttl(&self, cache_key: &str) -> redis::RedisResult<(Option<Vec<u8>>, i64)> {
+        let mut conn = self.conn();
+        let pipelined = redis::pipe()
+            .get(cache_key)
+            .pttl(cache_key)
+            .query_async(&mut conn)
+            .await;
+        match pipelined {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
+                let value = redis::cmd("GET")
+                    .arg(cache_key)
+                    .query_async(&mut conn)
+                    .await?;
+                let pttl = redis::cmd("PTTL")
+                    .arg(cache_key)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok((value, pttl))
+            }
+            outcome => outcome,
+        }
+    }
+
     /// Runs [`SAVE_IF_UNCHANGED`] as one `EVALSHA`, built in place (redis-rs's
     /// `ScriptInvocation` copies every argument twice). A server that does
     /// not know the script (restarted, `SCRIPT FLUSH`, a new cluster node)
@@ -260,23 +290,25 @@ impl fmt::Debug for RedisStore {
 impl SessionStore for RedisStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
         let cache_key = self.keys.key(key);
-        let (value, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-            .get(&cache_key)
-            .pttl(&cache_key)
-            .query_async(&mut self.conn())
+        let (value, pttl) = self
+            .get_with_ttl(&cache_key)
             .await
             .map_err(Error::backend)?;
         let Some(value) = value else {
             return Ok(None);
         };
         let now = OffsetDateTime::now_utc();
+        // No TTL: written by someone else without a timeout (Django's
+        // `timeout=None`). It lives until deleted.
+        let never = || now + time::Duration::days(365 * 100);
         let expires_at = match pttl {
             // Gone between the two commands, or expiring this millisecond.
             -2 | 0 => return Ok(None),
-            // No TTL: written by someone else without a timeout (Django's
-            // `timeout=None`). It lives until deleted.
-            ms if ms < 0 => now + time::Duration::days(365 * 100),
-            ms => now + time::Duration::milliseconds(ms),
+            ms if ms < 0 => never(),
+            // A TTL past what a date holds (year 9999) is as good as none.
+            ms => now
+                .checked_add(time::Duration::milliseconds(ms))
+                .unwrap_or_else(never),
         };
         let data = decode(&value)?;
         Ok(Some(Record {
