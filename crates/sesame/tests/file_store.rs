@@ -232,6 +232,100 @@ async fn a_read_only_directory_gives_backend_errors() {
     );
 }
 
+/// A full disk, for real: `SESAME_TEST_SMALL_FS_DIR` is a small file system
+/// of its own (`.ci/run` mounts a 256 KiB tmpfs), filled here to the last
+/// byte. Every write is an error, none is lost silently, and nothing is left
+/// half-written.
+#[tokio::test]
+async fn a_full_disk_is_an_error_and_loses_nothing() {
+    let Ok(root) = std::env::var("SESAME_TEST_SMALL_FS_DIR") else {
+        eprintln!(
+            "SKIP a_full_disk_is_an_error_and_loses_nothing: SESAME_TEST_SMALL_FS_DIR is unset"
+        );
+        return;
+    };
+    let dir = Path::new(&root).join(fresh_name());
+    fs::create_dir(&dir).unwrap();
+    let store = FileStore::new(&dir, signer());
+    let in_an_hour = OffsetDateTime::now_utc() + Duration::hours(1);
+    let saved = store
+        .create(&Record::new(map(json!({"n": 1})), in_an_hour))
+        .await
+        .unwrap();
+    let loaded = store.load(&saved.key).await.unwrap().unwrap();
+
+    // Fill the file system: one file, written until the disk says no.
+    let filler = dir.join("filler");
+    let mut file = fs::File::create(&filler).unwrap();
+    let chunk = vec![b'x'; 4096];
+    let full = loop {
+        if let Err(e) = std::io::Write::write_all(&mut file, &chunk) {
+            break e;
+        }
+    };
+    drop(file);
+    assert_eq!(full.raw_os_error(), Some(28), "ENOSPC expected: {full}");
+
+    let mut changed = loaded.clone();
+    changed.data = map(json!({"n": 2, "pad": "y".repeat(8192)})).into();
+    let save = store.save(&saved.key, &changed).await;
+    let create = store.create(&changed).await;
+    assert!(matches!(save, Err(Error::Backend(_))), "{save:?}");
+    assert!(matches!(create, Err(Error::Backend(_))), "{create:?}");
+    // The session is as it was, and no temp file is left behind.
+    assert_eq!(
+        store.load(&saved.key).await.unwrap().unwrap().data,
+        loaded.data
+    );
+    let names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != "filler")
+        .collect();
+    assert_eq!(
+        names,
+        [store
+            .path_of(&saved.key)
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()]
+    );
+
+    // Space again: the same save lands.
+    fs::remove_file(&filler).unwrap();
+    store.save(&saved.key, &changed).await.unwrap();
+    assert_eq!(
+        store.load(&saved.key).await.unwrap().unwrap().data,
+        changed.data
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_file_past_the_decoders_limit_is_corrupt() {
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, signer());
+    let saved = store
+        .create(&Record::new(
+            map(json!({"n": 1})),
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    // 64 MiB of zeros, sparse: four times what the decoder accepts.
+    let path = store.path_of(&saved.key).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let err = store.load(&saved.key).await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+}
+
 #[tokio::test]
 async fn clear_expired_removes_expired_files_and_stale_leftovers_only() {
     let dir = fresh_dir();
@@ -277,6 +371,8 @@ async fn clear_expired_removes_expired_files_and_stale_leftovers_only() {
         leftover(format!("sessionid{k}_out_e5f6g7h8"), SystemTime::now()),
         leftover("notes.txt".to_owned(), two_hours_ago),
         leftover(".sessionid.lock".to_owned(), two_hours_ago),
+        // A time no clock holds: not a temp file of ours.
+        leftover(format!(".sessionid{k}.{}.abc.tmp", u64::MAX), two_hours_ago),
     ];
 
     assert_eq!(store.clear_expired().await.unwrap(), 1);

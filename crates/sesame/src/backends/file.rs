@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration as StdDuration, Instant, SystemTime};
 
 use sesame_codec::{
-    DB_SALT, ExpiryValue, SESSION_COOKIE_AGE, SESSION_COOKIE_NAME, SESSION_EXPIRY_KEY, SessionMap,
-    Signer,
+    DB_SALT, ExpiryValue, MAX_SESSION_DATA_LEN, SESSION_COOKIE_AGE, SESSION_COOKIE_NAME,
+    SESSION_EXPIRY_KEY, SessionMap, Signer,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -451,7 +451,11 @@ impl Inner {
         let Ok(secs) = secs.parse::<u64>() else {
             return false;
         };
-        let made = SystemTime::UNIX_EPOCH + StdDuration::from_secs(secs);
+        // A name from the directory, not necessarily ours: a time past what
+        // `SystemTime` holds is no temp file of ours either.
+        let Some(made) = SystemTime::UNIX_EPOCH.checked_add(StdDuration::from_secs(secs)) else {
+            return false;
+        };
         SessionKey::from_bytes(key.as_bytes()).is_ok()
             && SystemTime::now()
                 .duration_since(made)
@@ -551,14 +555,17 @@ fn new_file(path: &Path) -> io::Result<File> {
 }
 
 fn read(path: &Path) -> io::Result<Option<Stored>> {
-    let mut file = match File::open(path) {
+    let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let mtime = file.metadata()?.modified()?;
+    // No more than the decoder accepts, plus one byte so that a larger file
+    // still fails to decode (as too large) rather than being read whole.
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    file.take(MAX_SESSION_DATA_LEN as u64 + 1)
+        .read_to_end(&mut bytes)?;
     Ok(Some(Stored { bytes, mtime }))
 }
 

@@ -410,7 +410,10 @@ impl SessionStore for MemcachedStore {
             // as a default session would, from now.
             -1 => now + Duration::seconds(SESSION_COOKIE_AGE),
             ttl if ttl <= 0 => return Ok(None),
-            ttl => now + Duration::seconds(ttl),
+            // A server's figure: one past what a date holds is a default age.
+            ttl => now
+                .checked_add(Duration::seconds(ttl))
+                .unwrap_or_else(|| now + Duration::seconds(SESSION_COOKIE_AGE)),
         };
         if header.flags != FLAG_PICKLE {
             return Err(Error::Corrupt(sesame_codec::Error::Pickle(
