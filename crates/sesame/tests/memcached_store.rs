@@ -672,19 +672,23 @@ async fn send(app: &Router, key: Option<&SessionKey>) -> Reply {
     }
 }
 
-/// The time a request may take while the store is down: the store timeout
-/// plus room for a slow CI machine. It only turns a hang into a failure.
-const BOUND: StdDuration = StdDuration::from_secs(3);
+/// The layer's store timeout in these tests ([`settings`]).
+const TIMEOUT: StdDuration = StdDuration::from_millis(300);
+/// Added to [`TIMEOUT`] for the latency bound: room for a loaded CI machine.
+const MARGIN: StdDuration = StdDuration::from_millis(1500);
+/// The time any request may take, the store down or not: an answer later
+/// than this (or none) fails the test.
+const BOUND: StdDuration = TIMEOUT.saturating_add(MARGIN);
 
 async fn send_bounded(app: &Router, key: Option<&SessionKey>) -> Reply {
     tokio::time::timeout(BOUND, send(app, key))
         .await
-        .expect("a request hung while the store was down")
+        .expect("a request took longer than the store timeout + margin")
 }
 
 fn settings() -> Settings {
     Settings {
-        store_timeout: StdDuration::from_millis(300),
+        store_timeout: TIMEOUT,
         ..Settings::default()
     }
 }
@@ -770,4 +774,122 @@ async fn hung_server_times_out_as_503_and_recovers() {
     server.signal("CONT");
     let back = succeeds_within(&app, Some(&key), StdDuration::from_secs(1)).await;
     assert_eq!(back.body, "2", "the session survived the pause");
+}
+
+/// One request's outcome under load: when it started (from the test's
+/// start), how long it took, and its status (`None`: no answer in time).
+#[derive(Clone, Debug)]
+struct Sample {
+    started: StdDuration,
+    latency: StdDuration,
+    status: Option<StatusCode>,
+}
+
+/// 8 clients for 4 s; the server is killed at 1 s and started again at 2 s.
+/// Nothing hangs, every failure is the outage policy's 503 within the store
+/// timeout, and from 1 s after the restart (at most) requests succeed again
+/// (sessions start over: the restarted memcached lost them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_mid_load() {
+    const CLIENTS: usize = 8;
+    const KILL_AT: StdDuration = StdDuration::from_secs(1);
+    const RESTART_AT: StdDuration = StdDuration::from_secs(2);
+    const STOP_AT: StdDuration = StdDuration::from_secs(4);
+    const RECOVERY: StdDuration = StdDuration::from_secs(1);
+    let port = free_port();
+    let Some(mut server) = Server::start(port).await else {
+        return;
+    };
+    let store = MemcachedStore::new(server.addr()).with_timeout(StdDuration::from_secs(1));
+    let app = counter_app(store, settings());
+    let mut keys = Vec::new();
+    for _ in 0..CLIENTS {
+        let reply = send_bounded(&app, None).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        keys.push(reply.key.expect("a session cookie"));
+    }
+
+    let t0 = tokio::time::Instant::now();
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Sample>::new()));
+    let clients: Vec<_> = keys
+        .into_iter()
+        .map(|mut key| {
+            let app = app.clone();
+            let samples = std::sync::Arc::clone(&samples);
+            tokio::spawn(async move {
+                while t0.elapsed() < STOP_AT {
+                    let started = t0.elapsed();
+                    let answer = tokio::time::timeout(BOUND, send(&app, Some(&key))).await;
+                    let latency = t0.elapsed() - started;
+                    let status = answer.ok().map(|reply| {
+                        if let Some(new) = reply.key {
+                            key = new;
+                        }
+                        reply.status
+                    });
+                    samples.lock().unwrap().push(Sample {
+                        started,
+                        latency,
+                        status,
+                    });
+                    // Failing fast must not turn into a busy loop.
+                    tokio::time::sleep(StdDuration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep_until(t0 + KILL_AT).await;
+    server.kill();
+    tokio::time::sleep_until(t0 + RESTART_AT).await;
+    let server = Server::start(port).await.expect("memcached starts again");
+    let up = t0.elapsed();
+    for client in clients {
+        client.await.expect("a client does not panic");
+    }
+    drop(server);
+    let samples = samples.lock().unwrap().clone();
+
+    let hung = samples.iter().filter(|s| s.status.is_none()).count();
+    let failed: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.status != Some(StatusCode::OK))
+        .collect();
+    let not_503: Vec<&Sample> = failed
+        .iter()
+        .copied()
+        .filter(|s| s.status != Some(StatusCode::SERVICE_UNAVAILABLE))
+        .collect();
+    let slowest = samples.iter().map(|s| s.latency).max().unwrap_or_default();
+    let recovered: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.started >= up + RECOVERY)
+        .collect();
+    let recovered_ok = recovered
+        .iter()
+        .filter(|s| s.status == Some(StatusCode::OK))
+        .count();
+    #[allow(clippy::cast_precision_loss, reason = "a percentage of a few thousand")]
+    let rate = 100.0 * recovered_ok as f64 / recovered.len().max(1) as f64;
+    eprintln!(
+        "figure: memcached restart: {} requests from {CLIENTS} clients, {hung} hung, slowest {} ms \
+         (store timeout {} ms); {} failed ({} not 503); {recovered_ok}/{} = {rate:.1} % success \
+         from {} s after the restart",
+        samples.len(),
+        slowest.as_millis(),
+        TIMEOUT.as_millis(),
+        failed.len(),
+        not_503.len(),
+        recovered.len(),
+        RECOVERY.as_secs(),
+    );
+    assert_eq!(hung, 0, "requests without an answer within {BOUND:?}");
+    assert!(not_503.is_empty(), "failures other than 503: {not_503:?}");
+    assert!(!failed.is_empty(), "no request saw the outage");
+    assert!(
+        recovered.len() >= 50,
+        "too few requests after recovery: {}",
+        recovered.len()
+    );
+    assert!(rate >= 99.0, "{rate:.1} % after recovery");
 }
