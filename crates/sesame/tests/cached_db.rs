@@ -2,8 +2,9 @@
 //! fatal on writes but is on deletes, a stale cache entry is caught and
 //! dropped by the next write, and on Redis the cache half is Django's.
 
-use std::sync::Arc;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::json;
 use sesame::backends::{CachedDbStore, MemoryStore, Record, SessionCache, SessionStore};
@@ -56,6 +57,46 @@ impl SessionCache for SwitchableCache {
     }
 }
 
+/// Log lines written on this thread while installed, as text.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(move || logs.clone())
+                .with_ansi(false)
+                .without_time()
+                .finish(),
+        )
+    }
+
+    /// How many `ERROR` lines on target `sesame::store` say `message`.
+    fn errors(&self, message: &str) -> usize {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_owned();
+        text.lines()
+            .filter(|l| l.starts_with("ERROR sesame::store") && l.contains(message))
+            .count()
+    }
+}
+
 fn map(value: serde_json::Value) -> SessionMap {
     match value {
         serde_json::Value::Object(map) => map,
@@ -69,6 +110,8 @@ fn in_an_hour() -> OffsetDateTime {
 
 #[tokio::test]
 async fn a_cache_that_fails_writes_is_logged_not_fatal() {
+    let logs = Logs::default();
+    let _guard = logs.install();
     let cache = SwitchableCache::default();
     let db = MemoryStore::new();
     let store = CachedDbStore::new(cache.clone(), db.clone());
@@ -98,6 +141,19 @@ async fn a_cache_that_fails_writes_is_logged_not_fatal() {
             .as_ref(),
         &map(json!({"n": 2}))
     );
+    assert!(
+        store
+            .exists(&saved.key)
+            .await
+            .expect("the database answers")
+    );
+    // Each failure is an error-level log line (Django 5.1: `logger.exception`).
+    assert!(logs.errors("could not write the session to the cache") >= 2); // create, save
+    assert!(logs.errors("the cache of cached_db failed; reading the database") >= 1); // load
+    assert_eq!(
+        logs.errors("the cache of cached_db failed; asking the database"),
+        1
+    ); // exists
 }
 
 #[tokio::test]

@@ -310,10 +310,15 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedDbStore<C, D> {
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool> {
-        if let Ok(Some(record)) = self.cache.get(key).await
-            && !record.is_expired(OffsetDateTime::now_utc())
-        {
-            return Ok(true);
+        match self.cache.get(key).await {
+            Ok(Some(record)) if !record.is_expired(OffsetDateTime::now_utc()) => return Ok(true),
+            Ok(_) | Err(Error::Corrupt(_)) => {}
+            Err(e) => tracing::error!(
+                target: "sesame::store",
+                error = %e,
+                source = ?std::error::Error::source(&e),
+                "the cache of cached_db failed; asking the database"
+            ),
         }
         self.db.exists(key).await
     }
