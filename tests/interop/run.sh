@@ -3,10 +3,9 @@
 # and `sesame serve` on two loopback ports, sharing one store and one SECRET_KEY,
 # checked by check.py for each backend, then again after a key rotation.
 #
-# The line to add to .ci/run, after the `cargo test` step (PostgreSQL is up by then,
-# the debug binary is built, and CI has its copy of shared/ beside the clone):
-#
-#   step "tests/interop/run.sh (live Django peer)"; bash tests/interop/run.sh
+# .ci/run runs it after the `cargo test` step (PostgreSQL and Redis are up by then,
+# the debug binary is built, and CI has its copy of shared/ beside the clone), on
+# every backend: INTEROP_BACKENDS="sqlite postgres signed_cookies file cache cached_db".
 #
 #   tests/interop/run.sh                                  # sqlite postgres signed_cookies
 #   INTEROP_BACKENDS=sqlite tests/interop/run.sh          # one backend
