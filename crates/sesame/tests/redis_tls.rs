@@ -8,6 +8,9 @@
 //!   gives a store that creates, loads, saves (CAS), touches and deletes, and
 //!   serves the middleware: the session counts up over TLS.
 //! - Both conformance suites run on that store.
+//! - A 3-master Redis Cluster over TLS (`--tls-cluster yes`) serves sessions
+//!   through `RedisStore::from_cluster` on a trusting cluster client, and
+//!   `rediss+cluster://` with the system's roots is refused.
 //!
 //! The certificate is made with the `openssl` CLI. The tests skip (with a
 //! `SKIP redis tls:` line) when `openssl` or `redis-server` is missing. One
@@ -74,27 +77,7 @@ impl TlsServer {
             }
         }
         let dir = temp_dir();
-        let made = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
-            .args(["-keyout", "key.pem", "-out", "cert.pem", "-days", "2"])
-            .args(["-subj", "/CN=127.0.0.1"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-            // openssl marks a self-signed certificate CA:TRUE by default,
-            // which webpki refuses as a server's (`CaUsedAsEndEntity`).
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .args(["-addext", "extendedKeyUsage=serverAuth"])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("run openssl");
-        assert!(
-            made.status.success(),
-            "openssl req failed: {}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        let cert = std::fs::read(dir.join("cert.pem")).expect("cert.pem");
+        let cert = make_certificate(&dir);
 
         let port = free_port();
         // The wrapper runs the server in the background and waits for EOF on
@@ -165,6 +148,33 @@ impl Drop for TlsServer {
             let _ = wrapper.wait();
         }
     }
+}
+
+/// Makes `key.pem` and `cert.pem` in `dir`: a self-signed certificate for
+/// 127.0.0.1 that webpki accepts as a server's. Returns the certificate.
+fn make_certificate(dir: &Path) -> Vec<u8> {
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem", "-days", "2"])
+        .args(["-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        // openssl marks a self-signed certificate CA:TRUE by default,
+        // which webpki refuses as a server's (`CaUsedAsEndEntity`).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        // clientAuth too: cluster nodes present it to each other on the bus.
+        .args(["-addext", "extendedKeyUsage=serverAuth,clientAuth"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "openssl req failed: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    std::fs::read(dir.join("cert.pem")).expect("cert.pem")
 }
 
 /// Whether `tool` runs (`tool version_arg`).
@@ -527,4 +537,198 @@ async fn middleware_counts_up_over_tls() {
     keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     keys.dedup();
     assert_eq!(keys.len(), 8, "two new sessions shared a key");
+}
+
+// ---- a Redis Cluster over TLS --------------------------------------------------
+
+/// Three TLS-only masters (`--tls-cluster yes`: the cluster bus speaks TLS
+/// too) made one cluster; a store on `RedisStore::from_cluster` with a client
+/// that trusts their certificate; `rediss+cluster://` with the system's
+/// roots refused.
+#[cfg(feature = "redis-cluster")]
+mod cluster {
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+
+    use redis::cluster::ClusterClientBuilder;
+    use sesame::Error;
+    use sesame::backends::{RedisStore, SessionStore};
+
+    use super::{
+        STARTUP, STEP, StatusCode, TIMEOUT, counter_app, free_port, install_provider,
+        make_certificate, on_path, send, server, temp_dir,
+    };
+
+    /// The three servers under one `sh` wrapper: closing its stdin kills them.
+    struct TlsCluster {
+        wrapper: Option<Child>,
+        ports: [u16; 3],
+        cert: Vec<u8>,
+    }
+
+    impl Drop for TlsCluster {
+        fn drop(&mut self) {
+            if let Some(mut wrapper) = self.wrapper.take() {
+                drop(wrapper.stdin.take());
+                let _ = wrapper.wait();
+            }
+        }
+    }
+
+    /// `redis-cli --tls` with `args`, bounded by [`STEP`]: its stdout.
+    async fn cli(dir: &Path, args: &[String]) -> String {
+        let mut child = Command::new("redis-cli")
+            .args(["--tls", "--cacert", "cert.pem"])
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run redis-cli");
+        let deadline = tokio::time::Instant::now() + STEP;
+        while child.try_wait().expect("wait for redis-cli").is_none() {
+            if tokio::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("redis-cli {args:?} hung");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let output = child.wait_with_output().expect("redis-cli's output");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    async fn start() -> Option<TlsCluster> {
+        if !on_path("redis-cli", "--version") {
+            eprintln!("SKIP redis tls cluster: `redis-cli` not found");
+            return None;
+        }
+        let dir = temp_dir();
+        let cert = make_certificate(&dir);
+        let ports = [free_port(), free_port(), free_port()];
+        let script = r#"pids=
+for p in "$@"; do
+    b=${p#*:}; p=${p%:*}
+    redis-server --port 0 --tls-port "$p" --bind 127.0.0.1 \
+        --tls-cert-file cert.pem --tls-key-file key.pem --tls-ca-cert-file cert.pem \
+        --tls-auth-clients no --tls-cluster yes --cluster-enabled yes \
+        --cluster-config-file "nodes-$p.conf" --cluster-port "$b" \
+        --save '' --appendonly no >"redis-$p.log" 2>&1 </dev/null &
+    pids="$pids $!"
+done
+read _ignored
+kill $pids 2>/dev/null
+wait
+cd / && rm -rf "$SESAME_TLS_DIR""#;
+        let mut wrapper = Command::new("sh");
+        wrapper.arg("-c").arg(script).arg("sh");
+        for port in ports {
+            wrapper.arg(format!("{port}:{}", free_port()));
+        }
+        let wrapper = wrapper
+            .env("SESAME_TLS_DIR", &dir)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run sh");
+        let cluster = TlsCluster {
+            wrapper: Some(wrapper),
+            ports,
+            cert,
+        };
+        let deadline = tokio::time::Instant::now() + STARTUP;
+        for port in ports {
+            let ping = ["-p".to_owned(), port.to_string(), "ping".to_owned()];
+            while !cli(&dir, &ping).await.contains("PONG") {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "node {port} did not answer over TLS"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
+        create.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"].map(str::to_owned));
+        let created = cli(&dir, &create).await;
+        assert!(created.contains("All 16384 slots covered"), "{created}");
+        let deadline = tokio::time::Instant::now() + STEP;
+        for port in ports {
+            let info = [
+                "-p".to_owned(),
+                port.to_string(),
+                "cluster".to_owned(),
+                "info".to_owned(),
+            ];
+            while !cli(&dir, &info).await.contains("cluster_state:ok") {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "node {port}: no cluster_state:ok"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        Some(cluster)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cluster_over_tls_serves_sessions() {
+        // The shared single server installs rustls's process-wide provider.
+        let Some(server) = server().await else { return };
+        install_provider(server).await;
+        let Some(cluster) = start().await else { return };
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("rediss://127.0.0.1:{p}"))
+            .collect();
+
+        // The system's roots do not hold the self-signed certificate.
+        let seeds = cluster.ports.map(|p| format!("127.0.0.1:{p}")).join(",");
+        let refused = tokio::time::timeout(
+            STEP,
+            RedisStore::connect_with_timeout(&format!("rediss+cluster://{seeds}"), TIMEOUT),
+        )
+        .await
+        .expect("connecting to an untrusted cluster hung");
+        assert!(
+            matches!(refused, Err(Error::Backend(_))),
+            "a self-signed certificate was accepted: {refused:?}"
+        );
+
+        let conn = ClusterClientBuilder::new(nodes)
+            .certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(cluster.cert.clone()),
+            })
+            .connection_timeout(TIMEOUT)
+            .response_timeout(TIMEOUT)
+            .build()
+            .expect("a TLS cluster client")
+            .get_async_connection()
+            .await
+            .expect("a TLS cluster connection");
+        let store = RedisStore::from_cluster(conn);
+        assert!(store.is_cluster());
+        let app = counter_app(store.clone());
+        // Enough sessions to reach every master, each counting up.
+        let mut keys = Vec::new();
+        for _ in 0..12 {
+            let first = send(&app, None).await;
+            assert_eq!((first.status, first.body.as_str()), (StatusCode::OK, "1"));
+            keys.push(first.key.expect("a session cookie"));
+        }
+        for key in &keys {
+            let reply = send(&app, Some(key)).await;
+            assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "2"));
+            let record = store.load(key).await.unwrap().expect("stored");
+            assert_eq!(record.data["counter"], 2);
+        }
+        store.delete(&keys[0]).await.unwrap();
+        assert!(!store.exists(&keys[0]).await.unwrap());
+        drop(cluster);
+    }
 }

@@ -52,7 +52,9 @@ return 1
 /// - **Cluster.** [`connect`](Self::connect) with `redis+cluster://host1:port,host2:port`
 ///   (feature `redis-cluster`). Each session is one key, so every command
 ///   is slot-local; redirections (`MOVED`, `ASK`) are followed by the client.
-/// - **TLS.** `rediss://` (feature `redis-tls`).
+/// - **TLS.** `rediss://` and `rediss+cluster://` (feature `redis-tls`),
+///   verified against the system's roots; for your own roots, build the
+///   connection yourself and use [`new`](Self::new) or `from_cluster`.
 /// - **Outages.** Commands and connection attempts time out after
 ///   [`DEFAULT_REDIS_TIMEOUT`]; a dropped connection is re-established in the
 ///   background, with at most 250 ms between attempts, so service resumes
@@ -186,6 +188,19 @@ impl RedisStore {
     pub fn new(conn: ConnectionManager) -> Self {
         Self {
             conn: Conn::Single(conn),
+            keys: Arc::new(CacheKeys::default()),
+            script: Arc::new(Script::new(SAVE_IF_UNCHANGED)),
+        }
+    }
+
+    /// A store on a Redis Cluster connection you manage (a client built
+    /// with your own TLS roots, timeouts or retries, e.g. with
+    /// `redis::cluster::ClusterClientBuilder::certs`). Feature `redis-cluster`.
+    #[cfg(feature = "redis-cluster")]
+    #[must_use]
+    pub fn from_cluster(conn: redis::cluster_async::ClusterConnection) -> Self {
+        Self {
+            conn: Conn::Cluster(conn),
             keys: Arc::new(CacheKeys::default()),
             script: Arc::new(Script::new(SAVE_IF_UNCHANGED)),
         }
