@@ -5,8 +5,9 @@
 //! Each test runs on `#[tokio::test]`'s current-thread runtime, so the
 //! subscriber installed with `set_default` sees every event of the request.
 
+mod log_support;
+
 use std::fmt::Debug;
-use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -25,59 +26,7 @@ use time::OffsetDateTime;
 use tower::ServiceExt;
 use tracing::subscriber::DefaultGuard;
 
-// ---- capturing logs ---------------------------------------------------------
-
-/// Everything the tracing subscriber wrote, as text.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Routes every event at every level on this thread into the buffer
-    /// until the guard drops.
-    fn install(&self) -> DefaultGuard {
-        let buf = Arc::clone(&self.0);
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || LogWriter(Arc::clone(&buf)))
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .without_time()
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        let buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        String::from_utf8_lossy(&buf).into_owned()
-    }
-
-    /// The lines at `level` (`"WARN"`, `"ERROR"`) on a target starting with `target`.
-    fn lines(&self, level: &str, target: &str) -> Vec<String> {
-        self.text()
-            .lines()
-            .filter(|l| {
-                let mut words = l.split_whitespace();
-                words.next() == Some(level) && words.next().is_some_and(|t| t.starts_with(target))
-            })
-            .map(str::to_owned)
-            .collect()
-    }
-}
+use log_support::Logs;
 
 // ---- a store that remembers every key and can corrupt one -------------------
 

@@ -2,15 +2,18 @@
 //! fatal on writes but is on deletes, a stale cache entry is caught and
 //! dropped by the next write, and on Redis the cache half is Django's.
 
-use std::io;
+mod log_support;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::json;
 use sesame::backends::{CachedDbStore, MemoryStore, Record, SessionCache, SessionStore};
 use sesame::codec::SessionMap;
 use sesame::{Error, Session, SessionKey};
 use time::{Duration, OffsetDateTime};
+
+use log_support::Logs;
 
 /// A [`MemoryStore`] cache that can be switched off: every call then fails
 /// as an unreachable cache would.
@@ -54,46 +57,6 @@ impl SessionCache for SwitchableCache {
     async fn expire_at(&self, key: &SessionKey, until: OffsetDateTime) -> sesame::Result<()> {
         self.check()?;
         self.inner.expire_at(key, until).await
-    }
-}
-
-/// Log lines written on this thread while installed, as text.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_writer(move || logs.clone())
-                .with_ansi(false)
-                .without_time()
-                .finish(),
-        )
-    }
-
-    /// How many `ERROR` lines on target `sesame::store` say `message`.
-    fn errors(&self, message: &str) -> usize {
-        let text = String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
-            .into_owned();
-        text.lines()
-            .filter(|l| l.starts_with("ERROR sesame::store") && l.contains(message))
-            .count()
     }
 }
 
@@ -148,10 +111,14 @@ async fn a_cache_that_fails_writes_is_logged_not_fatal() {
             .expect("the database answers")
     );
     // Each failure is an error-level log line (Django 5.1: `logger.exception`).
-    assert!(logs.errors("could not write the session to the cache") >= 2); // create, save
-    assert!(logs.errors("the cache of cached_db failed; reading the database") >= 1); // load
+    let errors = |message: &str| {
+        let lines = logs.lines("ERROR", "sesame::store");
+        lines.iter().filter(|l| l.contains(message)).count()
+    };
+    assert!(errors("could not write the session to the cache") >= 2); // create, save
+    assert!(errors("the cache of cached_db failed; reading the database") >= 1); // load
     assert_eq!(
-        logs.errors("the cache of cached_db failed; asking the database"),
+        errors("the cache of cached_db failed; asking the database"),
         1
     ); // exists
 }

@@ -12,8 +12,9 @@
 //! The per-store cases (431, 1 000 cookies, 413 for a 16 MiB value) are in
 //! the conformance `http_suite!`, run on every store by `backends.rs`.
 
+mod log_support;
+
 use std::io;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -30,7 +31,8 @@ use sesame_conformance::CountingStore;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
-use tracing::subscriber::DefaultGuard;
+
+use log_support::Logs;
 
 const SECRET: &str = "hostile-input-test-secret-key";
 
@@ -177,38 +179,6 @@ fn a_signed_gibibyte_bomb_stops_at_the_decompression_limit() {
             }),
             "{salt}"
         );
-    }
-}
-
-// ---- capturing logs ---------------------------------------------------------
-
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn install(&self) -> DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
     }
 }
 
