@@ -13,6 +13,8 @@
     reason = "helpers are not #[test] fns; a failed unwrap is a failed test"
 )]
 
+mod outage_support;
+
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration as StdDuration;
@@ -32,6 +34,8 @@ use time::{Duration, OffsetDateTime};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
+
+use outage_support::Outage;
 
 /// memcached keeps expiry in whole seconds and expires items itself; its
 /// default item size limit is 1 MiB.
@@ -776,15 +780,6 @@ async fn hung_server_times_out_as_503_and_recovers() {
     assert_eq!(back.body, "2", "the session survived the pause");
 }
 
-/// One request's outcome under load: when it started (from the test's
-/// start), how long it took, and its status (`None`: no answer in time).
-#[derive(Clone, Debug)]
-struct Sample {
-    started: StdDuration,
-    latency: StdDuration,
-    status: Option<StatusCode>,
-}
-
 /// 8 clients for 4 s; the server is killed at 1 s and started again at 2 s.
 /// Nothing hangs, every failure is the outage policy's 503 within the store
 /// timeout, and from 1 s after the restart (at most) requests succeed again
@@ -810,86 +805,42 @@ async fn restarted_mid_load() {
     }
 
     let t0 = tokio::time::Instant::now();
-    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Sample>::new()));
-    let clients: Vec<_> = keys
-        .into_iter()
-        .map(|mut key| {
+    let clients = outage_support::clients(keys, t0, STOP_AT, BOUND, {
+        let app = app.clone();
+        move |key| {
             let app = app.clone();
-            let samples = std::sync::Arc::clone(&samples);
-            tokio::spawn(async move {
-                while t0.elapsed() < STOP_AT {
-                    let started = t0.elapsed();
-                    let answer = tokio::time::timeout(BOUND, send(&app, Some(&key))).await;
-                    let latency = t0.elapsed() - started;
-                    let status = answer.ok().map(|reply| {
-                        if let Some(new) = reply.key {
-                            key = new;
-                        }
-                        reply.status
-                    });
-                    samples.lock().unwrap().push(Sample {
-                        started,
-                        latency,
-                        status,
-                    });
-                    // Failing fast must not turn into a busy loop.
-                    tokio::time::sleep(StdDuration::from_millis(5)).await;
-                }
-            })
-        })
-        .collect();
+            async move {
+                let reply = send(&app, Some(&key)).await;
+                (reply.status, reply.key)
+            }
+        }
+    });
 
     tokio::time::sleep_until(t0 + KILL_AT).await;
     server.kill();
     tokio::time::sleep_until(t0 + RESTART_AT).await;
     let server = Server::start(port).await.expect("memcached starts again");
     let up = t0.elapsed();
-    for client in clients {
-        client.await.expect("a client does not panic");
-    }
+    let samples = clients.await.expect("the clients ran");
     drop(server);
-    let samples = samples.lock().unwrap().clone();
-
-    let hung = samples.iter().filter(|s| s.status.is_none()).count();
-    let failed: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.status != Some(StatusCode::OK))
-        .collect();
-    let not_503: Vec<&Sample> = failed
-        .iter()
-        .copied()
-        .filter(|s| s.status != Some(StatusCode::SERVICE_UNAVAILABLE))
-        .collect();
-    let slowest = samples.iter().map(|s| s.latency).max().unwrap_or_default();
-    let recovered: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.started >= up + RECOVERY)
-        .collect();
-    let recovered_ok = recovered
-        .iter()
-        .filter(|s| s.status == Some(StatusCode::OK))
-        .count();
-    #[allow(clippy::cast_precision_loss, reason = "a percentage of a few thousand")]
-    let rate = 100.0 * recovered_ok as f64 / recovered.len().max(1) as f64;
+    let outage = Outage::of(&samples, up, RECOVERY);
     eprintln!(
-        "figure: memcached restart: {} requests from {CLIENTS} clients, {hung} hung, slowest {} ms \
-         (store timeout {} ms); {} failed ({} not 503); {recovered_ok}/{} = {rate:.1} % success \
-         from {} s after the restart",
-        samples.len(),
-        slowest.as_millis(),
+        "figure: memcached restart: {} requests from {CLIENTS} clients, {} hung, slowest {} ms \
+         (store timeout {} ms); {} failed ({} not 503); first success {} ms after the restart; \
+         {}/{} = {:.1} % success from {} s after the restart",
+        outage.requests,
+        outage.hung,
+        outage.slowest.as_millis(),
         TIMEOUT.as_millis(),
-        failed.len(),
-        not_503.len(),
-        recovered.len(),
+        outage.failed,
+        outage.not_503.len(),
+        outage
+            .first_back
+            .map_or_else(|| "never".to_owned(), |d| d.as_millis().to_string()),
+        outage.recovered_ok,
+        outage.recovered,
+        outage.rate(),
         RECOVERY.as_secs(),
     );
-    assert_eq!(hung, 0, "requests without an answer within {BOUND:?}");
-    assert!(not_503.is_empty(), "failures other than 503: {not_503:?}");
-    assert!(!failed.is_empty(), "no request saw the outage");
-    assert!(
-        recovered.len() >= 50,
-        "too few requests after recovery: {}",
-        recovered.len()
-    );
-    assert!(rate >= 99.0, "{rate:.1} % after recovery");
+    outage.check();
 }

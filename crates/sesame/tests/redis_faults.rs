@@ -14,9 +14,10 @@
     reason = "helpers are not #[test] fns; a failed unwrap is a failed test"
 )]
 
+mod outage_support;
+
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -31,6 +32,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tower::ServiceExt;
+
+use outage_support::Outage;
 
 /// The store timeout, both the client's (`connect_with_timeout`) and the
 /// layer's (`Settings::store_timeout`).
@@ -561,15 +564,6 @@ async fn paused_server_times_out_as_503_and_recovers() {
     .await;
 }
 
-/// One request of the load test, as its client saw it.
-#[derive(Debug, Clone)]
-struct Sample {
-    started: Duration,
-    latency: Duration,
-    /// `None`: not answered within the store timeout plus [`MARGIN`] (hung).
-    status: Option<StatusCode>,
-}
-
 /// 8 clients loop on `GET /` for 4 s; the server is killed at 1 s and
 /// restarted at 2 s. No request hangs, every failure is a 503, and ≥ 99 %
 /// of the requests that start 1 s or more after the restart succeed.
@@ -593,35 +587,16 @@ async fn restarted_mid_load() {
         }
 
         let t0 = Instant::now();
-        let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
-        let clients: Vec<_> = keys
-            .into_iter()
-            .map(|mut key| {
+        let clients = outage_support::clients(keys, t0, STOP_AT, TIMEOUT + MARGIN, {
+            let app = app.clone();
+            move |key| {
                 let app = app.clone();
-                let samples = Arc::clone(&samples);
-                tokio::spawn(async move {
-                    while t0.elapsed() < STOP_AT {
-                        let started = t0.elapsed();
-                        let answer =
-                            tokio::time::timeout(TIMEOUT + MARGIN, send(&app, Some(&key))).await;
-                        let latency = t0.elapsed() - started;
-                        let status = answer.ok().map(|reply| {
-                            if let Some(new) = reply.key {
-                                key = new;
-                            }
-                            reply.status
-                        });
-                        samples.lock().unwrap().push(Sample {
-                            started,
-                            latency,
-                            status,
-                        });
-                        // Failing fast must not turn into a busy loop.
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                })
-            })
-            .collect();
+                async move {
+                    let reply = send(&app, Some(&key)).await;
+                    (reply.status, reply.key)
+                }
+            }
+        });
 
         tokio::time::sleep_until(t0 + KILL_AT).await;
         server.kill();
@@ -629,63 +604,30 @@ async fn restarted_mid_load() {
         tokio::time::sleep_until(t0 + RESTART_AT).await;
         server.restart().await;
         let up = t0.elapsed();
-        for client in clients {
-            client.await.expect("a client does not panic");
-        }
-        let samples = samples.lock().unwrap().clone();
-
-        let hung = samples.iter().filter(|s| s.status.is_none()).count();
-        let failed: Vec<&Sample> = samples
-            .iter()
-            .filter(|s| s.status != Some(StatusCode::OK))
-            .collect();
-        let not_503: Vec<&Sample> = failed
-            .iter()
-            .copied()
-            .filter(|s| s.status != Some(StatusCode::SERVICE_UNAVAILABLE))
-            .collect();
-        let slowest = samples.iter().map(|s| s.latency).max().unwrap_or_default();
-        let first_back = samples
-            .iter()
-            .filter(|s| s.started >= up && s.status == Some(StatusCode::OK))
-            .map(|s| s.started + s.latency - up)
-            .min();
-        let recovered: Vec<&Sample> = samples
-            .iter()
-            .filter(|s| s.started >= up + RECOVERY)
-            .collect();
-        let recovered_ok = recovered
-            .iter()
-            .filter(|s| s.status == Some(StatusCode::OK))
-            .count();
-        let rate = 100.0 * recovered_ok as f64 / recovered.len().max(1) as f64;
+        let samples = clients.await.expect("the clients ran");
+        let outage = Outage::of(&samples, up, RECOVERY);
         eprintln!(
-            "figure: redis restart: {} requests from {CLIENTS} clients, {hung} hung, slowest {} ms \
+            "figure: redis restart: {} requests from {CLIENTS} clients, {} hung, slowest {} ms \
              (store timeout {} ms); killed at {} ms, restarted at {} ms; {} failed ({} not 503); \
-             first success {} ms after restart; {recovered_ok}/{} = {rate:.1} % success from {} s \
-             after restart",
-            samples.len(),
-            slowest.as_millis(),
+             first success {} ms after restart; {}/{} = {:.1} % success from {} s after restart",
+            outage.requests,
+            outage.hung,
+            outage.slowest.as_millis(),
             TIMEOUT.as_millis(),
             down.as_millis(),
             up.as_millis(),
-            failed.len(),
-            not_503.len(),
-            first_back.map_or_else(|| "never".to_owned(), |d| d.as_millis().to_string()),
-            recovered.len(),
+            outage.failed,
+            outage.not_503.len(),
+            outage
+                .first_back
+                .map_or_else(|| "never".to_owned(), |d| d.as_millis().to_string()),
+            outage.recovered_ok,
+            outage.recovered,
+            outage.rate(),
             RECOVERY.as_secs(),
         );
-
-        assert_eq!(hung, 0, "hung requests");
-        assert!(slowest <= TIMEOUT + MARGIN, "{slowest:?}");
-        assert!(not_503.is_empty(), "failures other than 503: {not_503:?}");
-        assert!(!failed.is_empty(), "no request saw the outage");
-        assert!(
-            recovered.len() >= 50,
-            "too few requests after recovery: {}",
-            recovered.len()
-        );
-        assert!(rate >= 99.0, "{rate:.1} % after recovery");
+        assert!(outage.slowest <= TIMEOUT + MARGIN, "{:?}", outage.slowest);
+        outage.check();
     })
     .await;
 }
