@@ -494,6 +494,26 @@ async fn unexpected_replies_are_backend_errors() {
     }
 }
 
+/// A TTL past what a date holds (only a hostile or broken server sends one)
+/// is read as a default session age: the session loads, no panic.
+#[tokio::test]
+async fn a_ttl_past_year_9999_loads_with_a_default_age() {
+    // An empty dict, pickled (PROTO 2, EMPTY_DICT, STOP), flagged as a pickle.
+    let reply = b"VA 4 c1 t9223372036854775807 f1\r\n\x80\x02}.\r\n";
+    let store = MemcachedStore::new(fake_server(reply, true).await);
+    let record = store
+        .load(&SessionKey::generate())
+        .await
+        .expect("a valid item")
+        .expect("a live one");
+    assert!(record.data.is_empty());
+    let age = record.expires_at - OffsetDateTime::now_utc();
+    assert!(
+        (Duration::days(13)..=Duration::days(14)).contains(&age),
+        "{age}"
+    );
+}
+
 /// An endless reply line is cut off, and a server that never answers times out.
 #[tokio::test]
 async fn endless_or_silent_servers_are_bounded() {
