@@ -5,7 +5,7 @@
 mod log_support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::json;
 use sesame::backends::{CachedDbStore, MemoryStore, Record, SessionCache, SessionStore};
@@ -121,6 +121,74 @@ async fn a_cache_that_fails_writes_is_logged_not_fatal() {
         errors("the cache of cached_db failed; asking the database"),
         1
     ); // exists
+}
+
+/// A cache that hangs: every call waits out a one-second timeout, then
+/// fails, as a client's timeout on an unresponsive server would.
+#[derive(Clone, Default)]
+struct HungCache {
+    calls: Arc<AtomicUsize>,
+}
+
+impl HungCache {
+    async fn hang(&self) -> sesame::Result<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        Err(Error::backend("cache timed out"))
+    }
+}
+
+impl SessionCache for HungCache {
+    async fn get(&self, _: &SessionKey) -> sesame::Result<Option<Record>> {
+        self.hang().await.map(|()| None)
+    }
+
+    async fn set(&self, _: &SessionKey, _: &SessionMap, _: OffsetDateTime) -> sesame::Result<()> {
+        self.hang().await
+    }
+
+    async fn remove(&self, _: &SessionKey) -> sesame::Result<()> {
+        self.hang().await
+    }
+
+    async fn expire_at(&self, _: &SessionKey, _: OffsetDateTime) -> sesame::Result<()> {
+        self.hang().await
+    }
+}
+
+/// A hung cache costs a read one cache timeout (the read; no fill after a
+/// failed read) and a write two (the copy, then dropping the entry it could
+/// not replace), so 3 × the cache's timeout stays the bound for a request.
+#[tokio::test(start_paused = true)]
+async fn a_hung_cache_costs_a_read_one_timeout_and_a_write_two() {
+    let cache = HungCache::default();
+    let db = MemoryStore::new();
+    let store = CachedDbStore::new(cache.clone(), db.clone());
+    let saved = db
+        .create(&Record::new(map(json!({"n": 1})), in_an_hour()))
+        .await
+        .expect("a row");
+
+    let started = tokio::time::Instant::now();
+    let loaded = store
+        .load(&saved.key)
+        .await
+        .expect("read from the database")
+        .expect("the session is there");
+    assert_eq!(*loaded.data, map(json!({"n": 1})));
+    assert_eq!(cache.calls.load(Ordering::SeqCst), 1, "read only, no fill");
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(1));
+
+    let started = tokio::time::Instant::now();
+    let record = Record {
+        data: map(json!({"n": 2})).into(),
+        ..loaded
+    };
+    store.save(&saved.key, &record).await.expect("saved");
+    assert_eq!(cache.calls.load(Ordering::SeqCst), 3, "copy, then drop");
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(2));
+    let row = db.load(&saved.key).await.expect("db").expect("row");
+    assert_eq!(*row.data, map(json!({"n": 2})));
 }
 
 #[tokio::test]

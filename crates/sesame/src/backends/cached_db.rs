@@ -73,7 +73,8 @@ const FROM_CACHE: u8 = b'C';
 ///
 /// - **Reads** come from the cache; on a miss (or a cache error, or a
 ///   corrupt entry) from the database, and the cache is filled back in with
-///   the record's remaining lifetime. A cache hit is trusted without
+///   the record's remaining lifetime — except after a cache error, so that a
+///   cache that hangs costs a read one cache timeout, not three. A cache hit is trusted without
 ///   checking the database, as Django does: the cache entry expires with the
 ///   session.
 /// - **Writes** go to the database first, then to the cache. A cache that
@@ -225,18 +226,24 @@ fn cache_snapshot(data: &SessionMap) -> Result<Version> {
 
 impl<C: SessionCache, D: SessionStore> SessionStore for CachedDbStore<C, D> {
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
-        match self.cache.get(key).await {
+        // Whether to copy the row into the cache: not when the cache just
+        // failed. The copy only saves later reads a database round trip, and
+        // a cache that hangs would make this load wait out its timeout twice
+        // more (the fill, then dropping the fill); the entry that is there,
+        // if any, is still checked by the next save.
+        let fill = match self.cache.get(key).await {
             Ok(Some(mut record)) if !record.is_expired(OffsetDateTime::now_utc()) => {
                 record.version = Some(cache_snapshot(&record.data)?);
                 return Ok(Some(record));
             }
-            Ok(_) => {}
+            Ok(_) => true,
             Err(Error::Corrupt(e)) => {
                 tracing::warn!(
                     target: "sesame::security",
                     error = %e,
                     "corrupt session in the cache of cached_db; reading the database"
                 );
+                true
             }
             Err(e) => {
                 tracing::error!(
@@ -245,12 +252,15 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedDbStore<C, D> {
                     source = ?std::error::Error::source(&e),
                     "the cache of cached_db failed; reading the database"
                 );
+                false
             }
-        }
+        };
         let Some(mut record) = self.db.load(key).await? else {
             return Ok(None);
         };
-        self.fill(key, &record.data, record.expires_at).await;
+        if fill {
+            self.fill(key, &record.data, record.expires_at).await;
+        }
         record.version = record.version.as_ref().map(db_version);
         Ok(Some(record))
     }
