@@ -55,6 +55,35 @@ fn set_mtime(path: &Path, at: SystemTime) {
         .expect("set mtime");
 }
 
+/// The names in `dir`, without the store's lock files (`.sesame-lock-NN`,
+/// made once and kept).
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .expect("list the directory")
+        .map(|e| e.expect("entry").file_name().into_string().expect("UTF-8"))
+        .filter(|name| !name.starts_with(".sesame-lock-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The directory's lock files, each opened apart from the store's own
+/// handles: a lock taken on one excludes the store as another process's
+/// would (`flock` locks belong to an open file, not to a process).
+fn lock_files(dir: &Path) -> Vec<fs::File> {
+    (0..64)
+        .map(|stripe| {
+            fs::File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(dir.join(format!(".sesame-lock-{stripe:02}")))
+                .expect("open a lock file")
+        })
+        .collect()
+}
+
 fn mtime(path: &Path) -> OffsetDateTime {
     let meta = fs::metadata(path).expect("stat a session file");
     OffsetDateTime::from(meta.modified().expect("file systems here keep mtimes"))
@@ -163,16 +192,19 @@ async fn our_files_have_djangos_name_and_content() {
     assert_eq!(mtime(&path) + Duration::seconds(1000), expires_at);
     assert_eq!(saved.version.as_bytes(), content.as_bytes());
 
-    // Only session files and nothing else remain: no temp or lock files.
-    let names: Vec<_> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(names, [format!("sid{}", saved.key.as_str())]);
+    // Only session files and nothing else remain: no temp files (the lock
+    // files are made once and kept; Django's `clear_expired` skips them).
+    assert_eq!(names_in(&dir), [format!("sid{}", saved.key.as_str())]);
     let record = store.load(&saved.key).await.unwrap().unwrap();
     store.save(&saved.key, &record).await.unwrap();
+    assert_eq!(names_in(&dir), [format!("sid{}", saved.key.as_str())]);
     store.delete(&saved.key).await.unwrap();
-    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    assert_eq!(names_in(&dir), Vec::<String>::new());
+    for name in fs::read_dir(&dir).unwrap() {
+        let name = name.unwrap().file_name().into_string().unwrap();
+        let stripe = name.strip_prefix(".sesame-lock-").expect("a lock file");
+        assert!(stripe.parse::<u8>().is_ok_and(|n| n < 64), "{name}");
+    }
 }
 
 #[tokio::test]
@@ -388,8 +420,91 @@ async fn clear_expired_removes_expired_files_and_stale_leftovers_only() {
     assert_eq!(store.clear_expired().await.unwrap(), 0);
 }
 
+/// Another process holding the lock is waited for (at most 5 s, then a
+/// backend error, the thread freed); its lock dies with it, however it
+/// exits: here `flock(1)` holds every stripe and is killed.
+#[cfg(unix)]
 #[tokio::test]
-async fn a_lock_file_left_by_a_crash_is_broken() {
+async fn a_lock_is_waited_for_and_dies_with_its_holder() {
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, signer());
+    let saved = store
+        .create(&Record::new(
+            map(json!({"n": 1})),
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    let mut record = store.load(&saved.key).await.unwrap().unwrap();
+    record.data_mut().insert("n".into(), json!(2));
+    drop(lock_files(&dir)); // all 64 exist
+
+    // Held for a moment by another open file: the save waits, then lands.
+    let held = lock_files(&dir);
+    for file in &held {
+        file.lock().unwrap();
+    }
+    let release = std::thread::spawn(move || {
+        // A plain thread standing in for the other process, not a runtime worker.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(StdDuration::from_millis(300));
+        drop(held);
+    });
+    store
+        .save(&saved.key, &record)
+        .await
+        .expect("saved once free");
+    release.join().unwrap();
+    let record = store.load(&saved.key).await.unwrap().unwrap();
+    assert_eq!(record.data["n"], 2);
+
+    // Held by a process that then dies: bounded wait, then free again.
+    let mut script = String::from("exec 3>/dev/null");
+    for stripe in 0..64 {
+        script.push_str(&format!(
+            " && exec {}<>.sesame-lock-{stripe:02} && flock -x {}",
+            10 + stripe,
+            10 + stripe
+        ));
+    }
+    script.push_str(" && echo held && exec sleep 60");
+    let mut holder = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash and flock(1)");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "held");
+    let started = std::time::Instant::now();
+    let err = store.save(&saved.key, &record).await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    assert!(
+        format!("{err:?}").contains("held by another process"),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < StdDuration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    store
+        .save(&saved.key, &record)
+        .await
+        .expect("the dead holder's lock is gone");
+}
+
+/// A per-session lock file left by a crash of an earlier build (which
+/// locked with `O_EXCL` files) blocks nothing and is cleaned up later.
+#[tokio::test]
+async fn a_lock_file_of_an_earlier_build_blocks_nothing() {
     let dir = fresh_dir();
     let store = FileStore::new(&dir, signer());
     let saved = store
@@ -401,12 +516,85 @@ async fn a_lock_file_left_by_a_crash_is_broken() {
         .unwrap();
     let lock = dir.join(format!(".sessionid{}.lock", saved.key.as_str()));
     fs::write(&lock, "").unwrap();
-    set_mtime(&lock, SystemTime::now() - StdDuration::from_secs(60));
     let mut record = store.load(&saved.key).await.unwrap().unwrap();
     record.data_mut().insert("n".into(), json!(2));
     store.save(&saved.key, &record).await.unwrap();
-    assert!(!lock.exists());
     assert_eq!(store.load(&saved.key).await.unwrap().unwrap().data["n"], 2);
+    set_mtime(
+        &lock,
+        SystemTime::now() - StdDuration::from_secs(2 * 60 * 60),
+    );
+    store.clear_expired().await.unwrap();
+    assert!(!lock.exists());
+}
+
+/// A lock file that cannot be opened (a directory in its place) is an
+/// immediate backend error, not a spin; a FIFO at a session's path is an
+/// error too, never a read that waits for a writer.
+#[cfg(unix)]
+#[tokio::test]
+async fn odd_files_in_the_directory_are_errors_not_hangs() {
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, signer());
+    let saved = store
+        .create(&Record::new(
+            map(json!({"n": 1})),
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    let record = store.load(&saved.key).await.unwrap().unwrap();
+    for stripe in 0..64 {
+        fs::create_dir(dir.join(format!(".sesame-lock-{stripe:02}"))).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let err = store.save(&saved.key, &record).await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    let err = store.delete(&saved.key).await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    assert!(
+        started.elapsed() < StdDuration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(store.load(&saved.key).await.unwrap().unwrap().data["n"], 1);
+
+    let fifo_key = SessionKey::generate();
+    let fifo = store.path_of(&fifo_key).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let load = tokio::time::timeout(StdDuration::from_secs(5), store.load(&fifo_key))
+        .await
+        .expect("a FIFO never holds a read");
+    assert!(
+        matches!(&load, Err(Error::Backend(e)) if e.to_string().contains("not a regular file")),
+        "{load:?}"
+    );
+}
+
+/// A session kept for millennia (`set_expiry` with a huge age) is stored,
+/// not refused: its expiry is capped at year 9999 and its mtime is the time
+/// of writing.
+#[tokio::test]
+async fn an_age_of_millennia_is_stored_with_a_capped_expiry() {
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, signer());
+    for age in [1_000_000_000_000_i64, i64::MAX] {
+        let data = map(json!({"_session_expiry": age}));
+        let expires_at = OffsetDateTime::now_utc().saturating_add(Duration::seconds(age));
+        let saved = store
+            .create(&Record::new(data.clone(), expires_at))
+            .await
+            .unwrap();
+        let record = store.load(&saved.key).await.unwrap().expect("live");
+        assert_eq!(record.expires_at.year(), 9999);
+        store.save(&saved.key, &record).await.expect("saved");
+        let path = store.path_of(&saved.key).unwrap();
+        assert!((mtime(&path) - OffsetDateTime::now_utc()).abs() < Duration::minutes(1));
+    }
 }
 
 #[test]
@@ -462,6 +650,12 @@ async fn writers_excluded_only_by_lock_files_lose_nothing() {
     for i in 0..WRITERS {
         assert_eq!(record.data.get(&format!("writer-{i}")), Some(&json!(i)));
     }
-    // Every lock was released.
-    assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+    // Every lock was released, and no temp file is left.
+    assert_eq!(
+        names_in(&dir),
+        [format!("sessionid{}", created.key.as_str())]
+    );
+    for file in lock_files(&dir) {
+        file.try_lock().expect("released");
+    }
 }

@@ -379,7 +379,7 @@ struct Budget {
 }
 
 fn pairs(items: &[usize]) -> Result<Vec<(usize, usize)>, Error> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(bad("odd number of items for a dict"));
     }
     Ok(items.chunks_exact(2).map(|kv| (kv[0], kv[1])).collect())

@@ -67,10 +67,10 @@ impl<'a> Writer<'a> {
 
     /// `_Pickler_OpcodeBoundary`, called as `save()` starts.
     fn boundary(&mut self) {
-        if let Some(start) = self.frame_start {
-            if self.out.len() - start - FRAME_HEADER_SIZE >= FRAME_SIZE_TARGET {
-                self.commit_frame();
-            }
+        if let Some(start) = self.frame_start
+            && self.out.len() - start - FRAME_HEADER_SIZE >= FRAME_SIZE_TARGET
+        {
+            self.commit_frame();
         }
     }
 

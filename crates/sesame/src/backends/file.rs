@@ -17,21 +17,26 @@ use time::{Duration, OffsetDateTime};
 use super::base::{Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, KeyKind, Result, SessionKey};
 
-/// Temporary and lock files older than this are left over from a crash and
-/// removed by [`FileStore::clear_expired`].
+/// Temporary files older than this are left over from a crash and removed
+/// by [`FileStore::clear_expired`].
 const STALE_AFTER: StdDuration = StdDuration::from_secs(60 * 60);
 
-/// A lock file older than this belongs to a writer that died holding it: the
-/// lock is held only for a read, a compare and a rename, never seconds.
-const LOCK_STALE_AFTER: StdDuration = StdDuration::from_secs(10);
+/// How long a writer waits for another process's lock before failing. The
+/// lock is held only for a read, a compare and a rename.
+const LOCK_WAIT: StdDuration = StdDuration::from_secs(5);
 
-/// How long a writer waits for another process's lock before failing.
-const LOCK_WAIT: StdDuration = StdDuration::from_secs(20);
+/// Lock stripes: a session's lock is one of this many, chosen by its file
+/// name, both in the process (a mutex) and in the directory (a file).
+const STRIPES: usize = 64;
 
 /// In-process lock stripes, shared by every `FileStore` of the process, so
-/// writers in one process queue here instead of polling a lock file.
-const STRIPES: usize = 64;
+/// writers in one process queue here instead of polling the lock file.
 static LOCKS: [Mutex<()>; STRIPES] = [const { Mutex::new(()) }; STRIPES];
+
+/// The directory's lock files, `.sesame-lock-00` … `.sesame-lock-63`: made
+/// once, never removed, and locked with `flock`, which the kernel releases
+/// when the holder exits, however it exits.
+const LOCK_FILE_PREFIX: &str = ".sesame-lock-";
 
 /// Sessions in files, one per session, in a directory: Django's `file` engine.
 ///
@@ -71,17 +76,22 @@ static LOCKS: [Mutex<()>; STRIPES] = [const { Mutex::new(()) }; STRIPES];
 ///   after a power loss a session may be back at its previous state.)
 /// - [`save`](SessionStore::save) is a compare-and-swap: the
 ///   [`Version`] is the file's bytes, and the read, the comparison and the
-///   rename run under a per-session lock: an in-process mutex plus a lock
-///   file `.<name>.lock` created with `O_EXCL`, so several processes sharing
-///   the directory exclude each other too. The lock is not held while the
-///   temporary file is written and synced. A lock file older than 10 s is
-///   taken to belong to a crashed writer and broken. [`delete`](SessionStore::delete)
-///   takes the same lock, so a save never re-creates a deleted session.
+///   rename run under a per-session lock: an in-process mutex plus an
+///   advisory lock (`flock`) on one of 64 lock files in the directory
+///   (`.sesame-lock-00` … `.sesame-lock-63`, chosen by the session's file
+///   name), so several processes sharing the directory exclude each other
+///   too, and a process that dies holding the lock releases it. The lock is
+///   not held while the temporary file is written and synced; a writer waits
+///   for it at most 5 s, then fails with a backend error.
+///   [`delete`](SessionStore::delete) takes the same lock, so a save never
+///   re-creates a deleted session.
 /// - Django takes no lock: a Django process writing the same session at the
 ///   same moment can still overwrite a Sesame write (last write wins).
 ///
 /// Disk errors (full disk, read-only directory, permissions) are returned as
-/// backend errors, never ignored.
+/// backend errors, never ignored; so is a session path that holds something
+/// other than a regular file (a directory, a FIFO, a device): it is never
+/// read.
 ///
 /// # Examples
 ///
@@ -272,14 +282,19 @@ impl Inner {
     }
 
     /// The mtime that makes a file with `data` expire at `expires_at`.
-    fn mtime_for(&self, data: &SessionMap, expires_at: OffsetDateTime) -> Result<SystemTime> {
+    ///
+    /// An age so long that `expires_at` − age is out of range (a session
+    /// kept for millennia, whose expiry was capped at year 9999) gets the
+    /// time of writing: it then expires at the same capped date.
+    fn mtime_for(&self, data: &SessionMap, expires_at: OffsetDateTime) -> SystemTime {
+        let now = OffsetDateTime::now_utc();
         let at = match self.basis(data) {
-            Basis::At(_) => OffsetDateTime::now_utc(),
-            Basis::Age(s) => expires_at
-                .checked_sub(Duration::seconds(s))
-                .ok_or_else(|| out_of_range(expires_at))?,
+            Basis::At(_) => now,
+            Basis::Age(s) => expires_at.checked_sub(Duration::seconds(s)).unwrap_or(now),
         };
-        to_system_time(at).ok_or_else(|| out_of_range(expires_at))
+        to_system_time(at)
+            .or_else(|| to_system_time(now))
+            .unwrap_or_else(SystemTime::now)
     }
 
     /// Decodes a file's content; an empty file is Django's placeholder, an
@@ -434,6 +449,7 @@ impl Inner {
             return false;
         };
         if let Some(key) = rest.strip_suffix(".lock") {
+            // A per-session lock file of earlier builds, which locked with `O_EXCL`.
             return SessionKey::from_bytes(key.as_bytes()).is_ok() && older_than(path, STALE_AFTER);
         }
         // `.<prefix><key>.<unix seconds>.<random>.tmp`: its mtime is set to
@@ -487,60 +503,64 @@ impl Inner {
 
     /// Runs `f` holding the lock of session file `name`.
     fn locked<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let stripe = stripe_of(name);
+        // Keyed by the directory too, so stores on different directories
+        // rarely queue behind each other in one process.
         let mut hasher = DefaultHasher::new();
-        (&self.dir, name).hash(&mut hasher);
+        (&self.dir, stripe).hash(&mut hasher);
         #[allow(clippy::cast_possible_truncation)] // the remainder is below STRIPES
-        let stripe = (hasher.finish() % STRIPES as u64) as usize;
-        let _in_process = LOCKS[stripe]
+        let in_process = (hasher.finish() % STRIPES as u64) as usize;
+        let _in_process = LOCKS[in_process]
             .lock()
             // The mutex guards no data, only turns: a panic cannot break it.
             .unwrap_or_else(PoisonError::into_inner);
-        let _lock = LockFile::acquire(self.dir.join(format!(".{name}.lock")))?;
+        let _lock = lock_file(&self.dir.join(format!("{LOCK_FILE_PREFIX}{stripe:02}")))?;
         f()
     }
 }
 
-/// A held lock file; removed on drop.
-struct LockFile {
-    path: PathBuf,
+/// The lock stripe of session file `name`: the same in every process and
+/// build (FNV-1a, not std's hasher, whose output may change between Rust
+/// releases), so processes sharing a directory agree on it.
+fn stripe_of(name: &str) -> usize {
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    hash as usize % STRIPES
 }
 
-impl LockFile {
-    fn acquire(path: PathBuf) -> Result<Self> {
-        let deadline = Instant::now() + LOCK_WAIT;
-        let mut pause = StdDuration::from_millis(1);
-        loop {
-            match new_file(&path) {
-                Ok(_) => return Ok(Self { path }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::backend(e)),
-            }
-            if older_than(&path, LOCK_STALE_AFTER) {
-                tracing::warn!(lock = %path.display(), "breaking a stale session lock file");
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::backend(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("session lock {} is held by another process", path.display()),
-                )));
-            }
-            // Only another process (or another store directory alias) holds
-            // it: in-process writers queue on the mutex. This runs on the
-            // blocking pool, never on a runtime worker.
-            #[allow(clippy::disallowed_methods)]
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(StdDuration::from_millis(50));
+/// Opens (creating if needed) and locks the lock file at `path`; the lock
+/// lasts as long as the returned file is open. Another process holding it
+/// is waited for, at most [`LOCK_WAIT`].
+fn lock_file(path: &Path) -> Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(Error::backend)?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut pause = StdDuration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => return Err(Error::backend(e)),
         }
-    }
-}
-
-impl Drop for LockFile {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_file(&self.path) {
-            tracing::error!(lock = %self.path.display(), error = %e, "cannot remove a session lock file");
+        if Instant::now() >= deadline {
+            return Err(Error::backend(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "session lock {} held by another process for over {} s",
+                    path.display(),
+                    LOCK_WAIT.as_secs()
+                ),
+            )));
         }
+        // Only another process holds it: in-process writers queue on the
+        // mutex. This runs on the blocking pool, never on a runtime worker.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(StdDuration::from_millis(50));
     }
 }
 
@@ -554,13 +574,27 @@ fn new_file(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
+/// Reads a session file; `None` when there is none. Anything but a regular
+/// file there (a FIFO, a device, a directory) is an error, never read: it
+/// is opened without blocking, so a FIFO cannot hold the thread.
 fn read(path: &Path) -> io::Result<Option<Stored>> {
-    let file = match File::open(path) {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = match options.open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mtime = file.metadata()?.modified()?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    let mtime = metadata.modified()?;
     // No more than the decoder accepts, plus one byte so that a larger file
     // still fails to decode (as too large) rather than being read whole.
     let mut bytes = Vec::new();
@@ -617,12 +651,6 @@ fn to_system_time(at: OffsetDateTime) -> Option<SystemTime> {
     }
 }
 
-fn out_of_range(at: OffsetDateTime) -> Error {
-    Error::backend(format!(
-        "expiry {at} cannot be stored as a file modification time"
-    ))
-}
-
 impl SessionStore for FileStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
         let Some(name) = self.inner.file_name(key) else {
@@ -638,7 +666,7 @@ impl SessionStore for FileStore {
             .dumps_session(&record.data, DB_SALT, OffsetDateTime::now_utc())
             .into_bytes()
             .into();
-        let mtime = inner.mtime_for(&record.data, record.expires_at)?;
+        let mtime = inner.mtime_for(&record.data, record.expires_at);
         create_unique(|key| {
             let bytes = Arc::clone(&bytes);
             self.blocking(move |inner| inner.create(key, &bytes, mtime))
@@ -653,7 +681,7 @@ impl SessionStore for FileStore {
             .signer
             .dumps_session(&record.data, DB_SALT, OffsetDateTime::now_utc())
             .into_bytes();
-        let mtime = inner.mtime_for(&record.data, record.expires_at)?;
+        let mtime = inner.mtime_for(&record.data, record.expires_at);
         let expected = record.version.clone();
         let bytes = self
             .blocking(move |inner| {
@@ -703,13 +731,13 @@ mod tests {
         let inner = &store.inner;
         let expires = datetime!(2030-01-01 00:00:00 UTC);
         let mut data = SessionMap::new();
-        let mtime = inner.mtime_for(&data, expires).unwrap();
+        let mtime = inner.mtime_for(&data, expires);
         assert_eq!(from_system_time(mtime), datetime!(2029-12-31 23:58:20 UTC));
         assert_eq!(inner.expires_at(&data, mtime), expires);
         data.insert(SESSION_EXPIRY_KEY.into(), 0.into());
         assert_eq!(inner.expires_at(&data, mtime), expires);
         data.insert(SESSION_EXPIRY_KEY.into(), 30.into());
-        let mtime = inner.mtime_for(&data, expires).unwrap();
+        let mtime = inner.mtime_for(&data, expires);
         assert_eq!(inner.expires_at(&data, mtime), expires);
         data.insert(
             SESSION_EXPIRY_KEY.into(),
@@ -719,6 +747,25 @@ mod tests {
             inner.expires_at(&data, mtime),
             datetime!(2031-01-01 00:00:00 UTC)
         );
+    }
+
+    #[test]
+    fn lock_stripes_are_the_same_in_every_build() {
+        // FNV-1a of the name, mod 64: processes built apart must agree.
+        assert_eq!(stripe_of("sessionid0123456789abcdefghijklmnopqrstuv"), 58);
+        assert!((0..1000).all(|i| stripe_of(&format!("sessionid{i}")) < STRIPES));
+    }
+
+    #[test]
+    fn an_age_past_every_date_gets_the_write_time_as_mtime() {
+        let store = FileStore::new("/nonexistent", Signer::new("k"));
+        let mut data = SessionMap::new();
+        data.insert(SESSION_EXPIRY_KEY.into(), i64::MAX.into());
+        let capped = datetime!(9999-12-31 23:59:59.999_999 UTC);
+        let mtime = store.inner.mtime_for(&data, capped);
+        let age = SystemTime::now().duration_since(mtime).unwrap_or_default();
+        assert!(age < StdDuration::from_secs(60), "{age:?}");
+        assert_eq!(store.inner.expires_at(&data, mtime).year(), 9999);
     }
 
     #[test]
