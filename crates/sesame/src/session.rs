@@ -427,7 +427,7 @@ impl Session {
             // next save overwrites it (no version: unconditionally).
             corrupt = true;
             let expires_at =
-                OffsetDateTime::now_utc() + time::Duration::seconds(self.settings().cookie_age);
+                crate::expiry_date(None, OffsetDateTime::now_utc(), self.settings().cookie_age);
             found = Some((key, Record::new(SessionMap::new(), expires_at)));
         }
         let mut state = self.state();
@@ -1653,6 +1653,28 @@ mod tests {
         assert_eq!(s.get::<i64>("x").await.unwrap(), Some(1));
         assert_eq!(s.session_key(), Some(good));
         assert!(!s.is_modified());
+    }
+
+    /// A forged cookie under a `SESSION_COOKIE_AGE` past every date (a
+    /// "never expire" setting) is an empty session, not an overflow panic.
+    #[tokio::test]
+    async fn a_forged_cookie_with_an_endless_cookie_age_is_an_empty_session() {
+        use crate::backends::SignedCookieStore;
+
+        let forged = SessionKey::from_signed_bytes(b"eyJ4IjoyfQ:1r31eq:forged").unwrap();
+        let mut candidates = Candidates::default();
+        candidates.push(forged);
+        let shared = Arc::new(Shared {
+            store: Arc::new(SignedCookieStore::new(sesame_codec::Signer::new("k"))),
+            settings: Settings {
+                cookie_age: i64::MAX,
+                ..Settings::default()
+            },
+            policy: ConflictPolicy::default(),
+        });
+        let s = Session::from_shared(shared, candidates);
+        assert_eq!(s.len().await.unwrap(), 0);
+        assert_eq!(s.expiry_date().await.unwrap().year(), 9999);
     }
 
     /// Two live sessions behind two cookies (say, two Paths): a logout ends both.
