@@ -389,3 +389,71 @@ async fn a_cache_fill_overtaken_by_a_write_never_shadows_it() {
         Some(map(json!({"role": "user"})))
     );
 }
+
+/// `SECRET_KEY` rotated without a fallback while the cache still holds a
+/// copy: the database row no longer decodes, the cached copy still loads.
+/// The save overwrites the row (as any corrupt record is overwritten) rather
+/// than failing every write, and a key rotation (login) works too.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_row_that_no_longer_decodes_under_a_cached_copy_is_overwritten() {
+    use sesame::Signer;
+    use sesame::backends::SqliteStore;
+
+    let path = std::env::temp_dir().join(format!(
+        "sesame-cached-db-rotated-{}-{}.sqlite3",
+        std::process::id(),
+        SessionKey::generate().as_str()
+    ));
+    let cache = MemoryStore::new();
+    let before = SqliteStore::open(&path, Signer::new("old-secret")).expect("open");
+    before.migrate().await.expect("migrate");
+    let saved = CachedDbStore::new(cache.clone(), before)
+        .create(&Record::new(map(json!({"n": 1})), in_an_hour()))
+        .await
+        .expect("created");
+
+    let db = SqliteStore::open(&path, Signer::new("new-secret")).expect("open");
+    let store = CachedDbStore::new(cache.clone(), db.clone());
+    assert!(matches!(db.load(&saved.key).await, Err(Error::Corrupt(_))));
+    let session = Session::new(store.clone(), Some(saved.key.clone()));
+    assert_eq!(session.get::<i64>("n").await.expect("cached"), Some(1));
+    session.insert("n", 2).await.expect("insert");
+    session
+        .save()
+        .await
+        .expect("the corrupt row is overwritten");
+    let row = db
+        .load(&saved.key)
+        .await
+        .expect("decodes now")
+        .expect("row");
+    assert_eq!(*row.data, map(json!({"n": 2})));
+
+    // The same with a key rotation: the old record is retired, not a 500.
+    let saved = CachedDbStore::new(
+        cache.clone(),
+        SqliteStore::open(&path, Signer::new("old-secret")).expect("open"),
+    )
+    .create(&Record::new(map(json!({"user": "7"})), in_an_hour()))
+    .await
+    .expect("created");
+    let session = Session::new(store, Some(saved.key.clone()));
+    assert_eq!(
+        session
+            .get::<String>("user")
+            .await
+            .expect("cached")
+            .as_deref(),
+        Some("7")
+    );
+    session.cycle_key().await.expect("rotated");
+    let new_key = session.session_key().expect("a new key");
+    assert_ne!(new_key, saved.key);
+    assert!(db.load(&saved.key).await.expect("load").is_none());
+    assert_eq!(
+        db.load(&new_key).await.expect("load").expect("row").data["user"],
+        "7"
+    );
+    let _ = std::fs::remove_file(&path);
+}

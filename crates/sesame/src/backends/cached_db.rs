@@ -84,8 +84,10 @@ const FROM_CACHE: u8 = b'C';
 /// - **Deletes** reach both, the database first. A copy written to the
 ///   cache by a request that raced the delete (or a newer write) is noticed
 ///   by that request (it reads the row again after copying) and dropped, so
-///   a logout is never undone, and a newer write never shadowed, by a slow
-///   request's copy, as both can be in Django.
+///   a logout is not undone, nor a newer write shadowed, by a slow request's
+///   copy, as both can be in Django — unless the cache fails that very drop,
+///   right after taking the copy (logged at `error` level: the copy then
+///   lives until it expires).
 ///   Unlike Django, a delete the cache does not
 ///   confirm is an error (the middleware's outage answer): a cached copy of a
 ///   logged-out session must not stay loadable.
@@ -95,7 +97,10 @@ const FROM_CACHE: u8 = b'C';
 ///   (a concurrent write, or a stale cache), drops the cache entry and
 ///   reports [`Error::Conflict`], so [`Session`](crate::Session) re-reads
 ///   (now from the database) and re-applies its own changes. A session read
-///   from the database saves with one conditional `UPDATE`.
+///   from the database saves with one conditional `UPDATE`. A row that no
+///   longer decodes (a rotated `SECRET_KEY`) under a cached copy is
+///   overwritten, as [`Session`](crate::Session) overwrites any corrupt
+///   record, with a warning on `sesame::security`.
 ///
 /// `D` is any durable store (`SqliteStore`, `PostgresStore`, `MySqlStore`,
 /// [`FileStore`](crate::backends::FileStore)); `C` is any [`SessionCache`].
@@ -182,6 +187,27 @@ impl<C: SessionCache, D: SessionStore> CachedDbStore<C, D> {
         if !current {
             self.forget(key).await;
         }
+    }
+
+    /// Saves `db_record` to the database, then copies `record` to the cache.
+    async fn write_through(
+        &self,
+        key: &SessionKey,
+        db_record: &Record,
+        record: &Record,
+    ) -> Result<Saved> {
+        let saved = match self.db.save(key, db_record).await {
+            Err(Error::Missing) => {
+                self.forget(key).await;
+                return Err(Error::Missing);
+            }
+            other => other?,
+        };
+        self.fill(&saved.key, &record.data, record.expires_at).await;
+        Ok(Saved {
+            version: db_version(&saved.version),
+            key: saved.key,
+        })
     }
 
     /// Drops a cache entry that may be stale; a failure is logged, not returned.
@@ -283,7 +309,27 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedDbStore<C, D> {
             },
             Some([FROM_CACHE, snapshot @ ..]) => {
                 let read: SessionMap = serde_json::from_slice(snapshot).map_err(Error::Json)?;
-                let Some(current) = self.db.load(key).await? else {
+                let current = match self.db.load(key).await {
+                    Ok(current) => current,
+                    Err(Error::Corrupt(e)) => {
+                        // The row no longer decodes (a rotated SECRET_KEY, a
+                        // damaged row) while the cache still held a copy: as
+                        // for any corrupt record, the save overwrites it.
+                        tracing::warn!(
+                            target: "sesame::security",
+                            error = %e,
+                            "corrupt session in the database of cached_db; overwriting it"
+                        );
+                        self.forget(key).await;
+                        let unconditional = Record {
+                            version: None,
+                            ..record.clone()
+                        };
+                        return self.write_through(key, &unconditional, record).await;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let Some(current) = current else {
                     self.forget(key).await;
                     return Err(Error::Missing);
                 };
@@ -300,18 +346,7 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedDbStore<C, D> {
             }
             Some(_) => return Err(Error::Conflict),
         };
-        let saved = match self.db.save(key, &db_record).await {
-            Err(Error::Missing) => {
-                self.forget(key).await;
-                return Err(Error::Missing);
-            }
-            other => other?,
-        };
-        self.fill(&saved.key, &record.data, record.expires_at).await;
-        Ok(Saved {
-            version: db_version(&saved.version),
-            key: saved.key,
-        })
+        self.write_through(key, &db_record, record).await
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<()> {
