@@ -661,6 +661,62 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         drop_table(&store).await;
     }
 
+    /// Inserts a row as another app (or an admin) would, with Django's
+    /// `session_data` and `expire` cast to `timestamptz` by the server.
+    async fn insert_raw(store: &PostgresStore, expire: &str) -> SessionKey {
+        let key = SessionKey::generate();
+        sqlx::query(&format!(
+            "INSERT INTO \"{}\" VALUES ($1, $2, $3::timestamptz)",
+            store.table()
+        ))
+        .bind(key.as_str())
+        .bind(sql_support::DJANGO_SESSION_DATA)
+        .bind(expire)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        key
+    }
+
+    #[tokio::test]
+    async fn expire_dates_past_year_9999_load_clamped_and_minus_infinity_is_expired() {
+        // `timestamptz` holds 'infinity' (an admin's "never expires") and
+        // years to 294276; a Rust date stops at 9999. Loading once panicked.
+        let Some(store) = store().await else { return };
+        let infinity = insert_raw(&store, "infinity").await;
+        let far = insert_raw(&store, "12000-06-01 00:00:00+00").await;
+        let minus_infinity = insert_raw(&store, "-infinity").await;
+
+        for key in [&infinity, &far] {
+            let record = store.load(key).await.unwrap().expect("a live row");
+            assert_eq!(*record.data, map(json!({"counter": 1})));
+            assert_eq!(
+                record.expires_at,
+                time::macros::datetime!(9999-12-31 23:59:59.999_999 UTC)
+            );
+            assert!(store.exists(key).await.unwrap());
+        }
+        assert!(store.load(&minus_infinity).await.unwrap().is_none());
+        assert!(!store.exists(&minus_infinity).await.unwrap());
+        assert!(matches!(
+            store.touch(&minus_infinity, in_hours(1)).await,
+            Err(Error::Missing)
+        ));
+        assert_eq!(store.clear_expired().await.unwrap(), 1, "only -infinity");
+
+        // A save (guarded by the version load gave) and a touch write real
+        // dates.
+        let mut record = store.load(&infinity).await.unwrap().unwrap();
+        record.expires_at = in_hours(1);
+        store.save(&infinity, &record).await.unwrap();
+        store.touch(&far, in_hours(2)).await.unwrap();
+        for key in [&infinity, &far] {
+            let at = store.load(key).await.unwrap().unwrap().expires_at;
+            assert!(at <= in_hours(2), "{at}");
+        }
+        drop_table(&store).await;
+    }
+
     #[tokio::test]
     async fn table_made_with_django_ddl_is_used_unchanged() {
         let Some(url) = sql_support::env_url("postgres") else {

@@ -5,6 +5,9 @@
 //! Django app and a Rust service can share it:
 //!
 //! - `load` and `exists` select only rows with `expire_date > now`;
+//! - `load` reads `expire_date` through an expression of the dialect's
+//!   (`Syntax::read_expire`), so a value another app wrote (PostgreSQL's
+//!   `'infinity'`) is clamped, never a panic;
 //! - `create` is a plain `INSERT` (a primary-key violation is a key collision);
 //! - `save` is an `UPDATE` guarded by the `session_data` it last read (the
 //!   record's [`Version`](super::Version) is that text), and never inserts;
@@ -98,6 +101,10 @@ struct Syntax {
     /// Wraps a parameter so that comparing `session_data` with it is byte for
     /// byte (MySQL's default collations ignore case and trailing spaces).
     exact: fn(String) -> String,
+    /// What `load` selects to read `expire_date`: an expression that turns
+    /// every value the column can hold into one the store decodes without
+    /// panicking (the `time` crate stops at year 9999, a database may not).
+    read_expire: &'static str,
 }
 
 /// The statements a store runs, built once per table.
@@ -134,7 +141,8 @@ impl Statements {
         };
         Self {
             load: format!(
-                "SELECT session_data, expire_date FROM {t} WHERE {}",
+                "SELECT session_data, {} FROM {t} WHERE {}",
+                syntax.read_expire,
                 live(1, 2)
             ),
             exists: format!("SELECT 1 FROM {t} WHERE {}", live(1, 2)),

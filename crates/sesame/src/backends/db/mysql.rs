@@ -179,6 +179,7 @@ const SYNTAX: Syntax = Syntax {
     // MySQL's default collations ignore case and trailing spaces; the
     // version check must compare bytes.
     exact: |p| format!("CAST({p} AS BINARY)"),
+    read_expire: "expire_date",
 };
 
 /// `at` as a `datetime(6)` value: UTC wall-clock time, whole microseconds.

@@ -27,6 +27,13 @@ const MIGRATE_LOCK: i64 = 0x5345_5341_4d45; // "SESAME"
 /// store was built with (see [`Settings::signer`](crate::Settings::signer)),
 /// so a Django app with the same `SECRET_KEY` shares the table both ways.
 ///
+/// A row's `expire_date` may hold what no Rust date can: `'infinity'` (an
+/// admin's "never expires") or a year past 9999. Such a row is live, and
+/// loads with [`Record::expires_at`] clamped to the last microsecond of year
+/// 9999 (UTC); saving or touching it writes a real date. A row at
+/// `'-infinity'` is expired like any past date: never loaded, removed by
+/// [`clear_expired`](SessionStore::clear_expired).
+///
 /// # Examples
 ///
 /// ```no_run
@@ -155,6 +162,11 @@ const SYNTAX: Syntax = Syntax {
     quote: quote_ansi,
     param: |n| format!("${n}"),
     exact: |p| p,
+    // `timestamptz` reaches year 294276 and `'infinity'`; sqlx's decoder
+    // panics past `time`'s year 9999 (sqlx-postgres 0.8.6,
+    // types/time/datetime.rs). `load` only returns rows later than now, so
+    // only the upper end needs a bound (`'-infinity'` is never selected).
+    read_expire: "LEAST(expire_date, TIMESTAMPTZ '9999-12-31 23:59:59.999999+00')",
 };
 
 fn is_key_taken(err: &sqlx::Error) -> bool {

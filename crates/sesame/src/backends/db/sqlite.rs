@@ -383,6 +383,8 @@ const SYNTAX: Syntax = Syntax {
     quote: quote_ansi,
     param: |n| format!("?{n}"),
     exact: |p| p,
+    // Read as stored; `load` parses the text itself.
+    read_expire: "expire_date",
 };
 
 enum Target<'a> {
