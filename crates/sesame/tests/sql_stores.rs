@@ -816,7 +816,8 @@ mod mysql {
     use std::str::FromStr;
 
     use sesame::backends::MySqlStore;
-    use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+    use sqlx::Connection as _;
+    use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPoolOptions};
 
     use super::sql_support::{self, mysql::*};
     use super::*;
@@ -963,6 +964,72 @@ CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_
             .await
             .unwrap();
         assert!(!shifted.exists(&past.key).await.unwrap());
+        drop_table(&store).await;
+    }
+
+    #[tokio::test]
+    async fn dates_that_do_not_exist_are_corrupt_and_zero_dates_expired() {
+        let Some(url) = sql_support::env_url("mysql") else {
+            return;
+        };
+        let Some(store) = store().await else { return };
+        // Another app whose `sql_mode` lets it store dates that do not exist
+        // (MariaDB's default already allows day 0).
+        let mut other = MySqlConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let mut keys = Vec::new();
+        for expire in [
+            "2099-02-30 12:00:00",
+            "2099-00-00 00:00:00",
+            "0000-00-00 00:00:00",
+            "9999-12-31 23:59:59.999999",
+        ] {
+            let key = SessionKey::generate();
+            sqlx::query(&format!(
+                "INSERT INTO `{}` VALUES (?, ?, '{expire}')",
+                store.table()
+            ))
+            .bind(key.as_str())
+            .bind(sql_support::DJANGO_SESSION_DATA)
+            .execute(&mut other)
+            .await
+            .unwrap();
+            keys.push(key);
+        }
+        other.close().await.unwrap();
+        let [february_30, day_0, zero, last] = <[SessionKey; 4]>::try_from(keys).unwrap();
+
+        // MySQL compares them as later than now: live, but unreadable.
+        for key in [&february_30, &day_0] {
+            let loaded = store.load(key).await;
+            assert!(matches!(loaded, Err(Error::Corrupt(_))), "{loaded:?}");
+            assert!(store.exists(key).await.unwrap());
+        }
+        assert!(store.load(&zero).await.unwrap().is_none());
+        assert!(!store.exists(&zero).await.unwrap());
+        assert_eq!(
+            store.load(&last).await.unwrap().unwrap().expires_at,
+            time::macros::datetime!(9999-12-31 23:59:59.999_999 UTC)
+        );
+        assert_eq!(
+            store.clear_expired().await.unwrap(),
+            1,
+            "only the zero date"
+        );
+
+        // What the session layer does next: an unconditional save repairs
+        // the row.
+        for key in [&february_30, &day_0] {
+            store
+                .save(key, &Record::new(map(json!({"fresh": 1})), in_hours(1)))
+                .await
+                .unwrap();
+            let record = store.load(key).await.unwrap().unwrap();
+            assert_eq!(*record.data, map(json!({"fresh": 1})));
+        }
         drop_table(&store).await;
     }
 

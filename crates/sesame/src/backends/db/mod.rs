@@ -7,7 +7,8 @@
 //! - `load` and `exists` select only rows with `expire_date > now`;
 //! - `load` reads `expire_date` through an expression of the dialect's
 //!   (`Syntax::read_expire`), so a value another app wrote (PostgreSQL's
-//!   `'infinity'`) is clamped, never a panic;
+//!   `'infinity'`, a MySQL date with day 0) is clamped or reported as
+//!   corrupt, never a panic;
 //! - `create` is a plain `INSERT` (a primary-key violation is a key collision);
 //! - `save` is an `UPDATE` guarded by the `session_data` it last read (the
 //!   record's [`Version`](super::Version) is that text), and never inserts;
@@ -174,6 +175,22 @@ impl Statements {
     }
 }
 
+/// Reads an `expire_date` as text: Django's layout on SQLite (which
+/// `SqliteStore` writes too), and MySQL's `CAST(expire_date AS CHAR)`.
+///
+/// Anything else is [`Datetime`](sesame_codec::Error::Datetime): another
+/// layout, an impossible date (MySQL keeps `2099-02-30` or `2099-00-00` when
+/// its `sql_mode` allows them), or garbage.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+fn parse_datetime(text: &str) -> Result<OffsetDateTime, sesame_codec::Error> {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    time::PrimitiveDateTime::parse(text, FORMAT)
+        .map(time::PrimitiveDateTime::assume_utc)
+        .map_err(|_| sesame_codec::Error::Datetime)
+}
+
 /// Quotes an identifier the ANSI way (SQLite, PostgreSQL).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn quote_ansi(name: &str) -> String {
@@ -203,6 +220,54 @@ mod tests {
             "django_session_expire_date_a5c62663"
         );
         assert_eq!(expire_index_name("sessions"), "sessions_expire_date_idx");
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "mysql"))]
+    #[test]
+    fn stored_datetimes_parse_back() {
+        for (text, at) in [
+            // Django on SQLite: microseconds only when not 0.
+            (
+                "2026-12-09 16:33:41.313745",
+                datetime!(2026-12-09 16:33:41.313_745 UTC),
+            ),
+            ("2023-11-28 22:13:20", datetime!(2023-11-28 22:13:20 UTC)),
+            // MySQL's `CAST(datetime(6) AS CHAR)`: always six digits.
+            (
+                "2099-06-01 12:00:00.000000",
+                datetime!(2099-06-01 12:00:00 UTC),
+            ),
+            (
+                "9999-12-31 23:59:59.999999",
+                datetime!(9999-12-31 23:59:59.999_999 UTC),
+            ),
+        ] {
+            assert_eq!(parse_datetime(text), Ok(at), "{text}");
+        }
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "mysql"))]
+    #[test]
+    fn impossible_or_foreign_datetimes_are_corrupt() {
+        for text in [
+            "2023-11-28T22:13:20Z",
+            "tomorrow",
+            "",
+            // MySQL's zero date and zero-in-date, and an invalid day
+            // (`sql_mode` without NO_ZERO_DATE, NO_ZERO_IN_DATE, or with
+            // ALLOW_INVALID_DATES).
+            "0000-00-00 00:00:00.000000",
+            "2099-00-00 00:00:00.000000",
+            "2099-02-30 12:00:00.000000",
+            // Past what a date holds.
+            "10000-01-01 00:00:00",
+        ] {
+            assert_eq!(
+                parse_datetime(text),
+                Err(sesame_codec::Error::Datetime),
+                "{text}"
+            );
+        }
     }
 
     #[cfg(any(feature = "sqlite", feature = "postgres"))]

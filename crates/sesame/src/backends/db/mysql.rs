@@ -7,7 +7,10 @@ use sqlx::Row;
 use sqlx::mysql::{MySqlDatabaseError, MySqlPool};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::{Condition, Statements, Syntax, decode, encode, expire_index_name, to_stored_time};
+use super::{
+    Condition, Statements, Syntax, decode, encode, expire_index_name, parse_datetime,
+    to_stored_time,
+};
 use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey, Signer};
 
@@ -20,6 +23,16 @@ const ER_DUP_KEYNAME: u16 = 1061;
 /// `USE_TZ = True`; values are bound as plain UTC datetimes, so the
 /// connection's `time_zone` does not matter. Cloning is cheap and clones
 /// share the pool.
+///
+/// A `sql_mode` without `NO_ZERO_IN_DATE` (MariaDB's default), or with
+/// `ALLOW_INVALID_DATES`, lets another app store dates that do not exist,
+/// such as `2099-00-00` or `2099-02-30`. MySQL compares them digit by
+/// digit, so one in a future year is live: [`exists`](SessionStore::exists)
+/// is `true`, [`load`](SessionStore::load) is an [`Error::Corrupt`] (the
+/// session layer starts a fresh session and logs on `sesame::security`), and
+/// an unconditional save overwrites the row with a real date. The zero date
+/// `0000-00-00` sorts before every date: expired, never loaded, removed by
+/// [`clear_expired`](SessionStore::clear_expired).
 ///
 /// `save` relies on `UPDATE` reporting the rows it *matched*, not only those
 /// it changed: sqlx always connects with `CLIENT_FOUND_ROWS`, so saving a
@@ -179,7 +192,10 @@ const SYNTAX: Syntax = Syntax {
     // MySQL's default collations ignore case and trailing spaces; the
     // version check must compare bytes.
     exact: |p| format!("CAST({p} AS BINARY)"),
-    read_expire: "expire_date",
+    // As text, so a date that does not exist (day 0, February 30) is parsed
+    // to a `Corrupt` error here rather than failing in sqlx's decoder as a
+    // backend error (which the session layer would treat as an outage).
+    read_expire: "CAST(expire_date AS CHAR)",
 };
 
 /// `at` as a `datetime(6)` value: UTC wall-clock time, whole microseconds.
@@ -218,10 +234,10 @@ impl SessionStore for MySqlStore {
             return Ok(None);
         };
         let stored: String = row.try_get(0).map_err(Error::backend)?;
-        let expire_date: PrimitiveDateTime = row.try_get(1).map_err(Error::backend)?;
+        let expire_date: String = row.try_get(1).map_err(Error::backend)?;
         Ok(Some(Record {
             data: decode(&self.signer, &stored)?.into(),
-            expires_at: expire_date.assume_utc(),
+            expires_at: parse_datetime(&expire_date)?,
             version: Some(Version::new(stored)),
         }))
     }
