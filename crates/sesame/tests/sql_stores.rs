@@ -506,6 +506,64 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
     }
 
     #[tokio::test]
+    async fn rows_other_apps_wrote_are_corrupt_or_expired_never_a_backend_error() {
+        // SQLite stores any type in any column and compares `expire_date`
+        // with now as text (numbers sort first, blobs last), as Django does.
+        let db = TempDb::new();
+        let store = file_store(&db).await;
+        let conn = Connection::open(db.path()).unwrap();
+        let insert = |data: &str, expire: &str| -> SessionKey {
+            let key = SessionKey::generate();
+            conn.execute(
+                &format!("INSERT INTO django_session VALUES (?1, {data}, {expire})"),
+                [key.as_str()],
+            )
+            .unwrap();
+            key
+        };
+        let django = format!("'{}'", sql_support::DJANGO_SESSION_DATA);
+        let unreadable = [
+            insert(&django, "'tomorrow'"),
+            insert(&django, "'2099-01-01T00:00:00Z'"),
+            insert(&django, "'2099-02-30 00:00:00'"),
+            insert(&django, "X'32303939'"),
+            insert(&django, "CAST(X'32303939FF' AS TEXT)"),
+            insert("X'00'", "'2099-01-01 00:00:00'"),
+        ];
+        let expired = [
+            insert(&django, "'10000-01-01 00:00:00'"),
+            insert(&django, "4102444800"),
+        ];
+        let last = insert(&django, "'9999-12-31 23:59:59.999999'");
+
+        for key in &unreadable {
+            let loaded = store.load(key).await;
+            assert!(matches!(loaded, Err(Error::Corrupt(_))), "{loaded:?}");
+            assert!(store.exists(key).await.unwrap(), "the row is live");
+        }
+        for key in &expired {
+            assert!(store.load(key).await.unwrap().is_none());
+            assert!(!store.exists(key).await.unwrap());
+        }
+        assert_eq!(
+            store.load(&last).await.unwrap().unwrap().expires_at,
+            time::macros::datetime!(9999-12-31 23:59:59.999_999 UTC)
+        );
+        assert_eq!(store.clear_expired().await.unwrap(), 2);
+
+        // What the session layer does next: an unconditional save repairs
+        // the row.
+        for key in &unreadable {
+            store
+                .save(key, &Record::new(map(json!({"fresh": 1})), in_hours(1)))
+                .await
+                .unwrap();
+            let record = store.load(key).await.unwrap().unwrap();
+            assert_eq!(*record.data, map(json!({"fresh": 1})));
+        }
+    }
+
+    #[tokio::test]
     async fn custom_table_is_used() {
         let db = TempDb::new();
         let store = SqliteStore::open(db.path(), sql_support::signer())

@@ -7,8 +7,8 @@
 //! - `load` and `exists` select only rows with `expire_date > now`;
 //! - `load` reads `expire_date` through an expression of the dialect's
 //!   (`Syntax::read_expire`), so a value another app wrote (PostgreSQL's
-//!   `'infinity'`, a MySQL date with day 0) is clamped or reported as
-//!   corrupt, never a panic;
+//!   `'infinity'`, a MySQL date with day 0, a blob in SQLite) is clamped or
+//!   reported as corrupt, never a panic or a backend error;
 //! - `create` is a plain `INSERT` (a primary-key violation is a key collision);
 //! - `save` is an `UPDATE` guarded by the `session_data` it last read (the
 //!   record's [`Version`](super::Version) is that text), and never inserts;

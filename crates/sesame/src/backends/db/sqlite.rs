@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ffi, params};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -47,6 +48,18 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 ///
 /// `expire_date` is stored as Django stores it on SQLite: UTC text in the
 /// form `YYYY-MM-DD HH:MM:SS[.ffffff]`, so a Django app can share the table.
+///
+/// Like Django, the store compares `expire_date` with now as text, and
+/// SQLite lets another app store anything in it. A row whose `expire_date`
+/// sorts after now but is not that layout (`"tomorrow"`, ISO 8601 with a
+/// `T`, February 30), is not UTF-8, or is a blob (which sorts after all
+/// text) is live but unreadable: [`exists`](SessionStore::exists) is `true`,
+/// [`load`](SessionStore::load) is an [`Error::Corrupt`] (the session layer
+/// starts a fresh session and logs on `sesame::security`), and an
+/// unconditional save overwrites the row. A row whose `expire_date` sorts
+/// before now (a number, a five-digit year) is expired: never loaded, removed
+/// by [`clear_expired`](SessionStore::clear_expired). A `session_data` that
+/// is not text is corrupt as well.
 ///
 /// # Examples
 ///
@@ -422,6 +435,16 @@ fn format_datetime(at: OffsetDateTime) -> String {
     }
 }
 
+/// A column's value if it is UTF-8 text. SQLite lets another app store any
+/// type in any column (a blob, a number); `load` reports that as corrupt
+/// rather than as a backend error.
+fn text(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
+    Ok(match row.get_ref(index)? {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes).ok().map(str::to_owned),
+        _ => None,
+    })
+}
+
 fn is_key_taken(err: &rusqlite::Error) -> bool {
     matches!(
         err,
@@ -453,7 +476,7 @@ impl SessionStore for SqliteStore {
             .read(move |conn, sql| {
                 conn.prepare_cached(&sql.load)?
                     .query_row(params![key.as_str(), now], |row| {
-                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                        Ok((text(row, 0)?, text(row, 1)?))
                     })
                     .optional()
             })
@@ -461,8 +484,12 @@ impl SessionStore for SqliteStore {
         let Some((stored, expire_date)) = row else {
             return Ok(None);
         };
+        // Not text: nothing a signature could have been checked against.
+        let stored = stored.ok_or(sesame_codec::Error::BadSignature)?;
+        let data = decode(&self.signer, &stored)?;
+        let expire_date = expire_date.ok_or(sesame_codec::Error::Datetime)?;
         Ok(Some(Record {
-            data: decode(&self.signer, &stored)?.into(),
+            data: data.into(),
             expires_at: parse_datetime(&expire_date)?,
             version: Some(Version::new(stored)),
         }))
