@@ -1175,3 +1175,64 @@ CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_
             .unwrap();
     }
 }
+
+/// `connect` on a server that is not there, or never answers, fails within
+/// its 5 s with the cause, where sqlx's own `Pool::connect` retries for 30 s
+/// and says only "pool timed out". Needs no database: a closed port and a
+/// listener that never speaks stand in for them (time is paused, so the 5 s
+/// pass at once).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod connect {
+    use sesame::Signer;
+
+    /// A port nothing listens on, and a listener that accepts (the kernel
+    /// does) but never answers.
+    fn targets() -> (u16, std::net::TcpListener) {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let closed_port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        (closed_port, silent)
+    }
+
+    async fn check<T: std::fmt::Debug, F: Future<Output = sesame::Result<T>>>(
+        connect: impl Fn(String) -> F,
+        scheme: &str,
+    ) {
+        let (closed, silent) = targets();
+        let err = connect(format!("{scheme}://u@127.0.0.1:{closed}/db"))
+            .await
+            .expect_err("nothing listens");
+        let text = format!("{err:?}");
+        assert!(text.contains("refused"), "{text}");
+
+        let port = silent.local_addr().expect("addr").port();
+        let started = tokio::time::Instant::now();
+        let err = connect(format!("{scheme}://u@127.0.0.1:{port}/db"))
+            .await
+            .expect_err("never answers");
+        let text = format!("{err:?}");
+        assert!(text.contains("did not answer within 5 s"), "{text}");
+        assert!(started.elapsed() <= std::time::Duration::from_secs(6));
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test(start_paused = true)]
+    async fn postgres_unreachable_or_silent_fails_within_5_s_with_the_cause() {
+        check(
+            |url| async move { sesame::backends::PostgresStore::connect(&url, Signer::new("k")).await },
+            "postgres",
+        )
+        .await;
+    }
+
+    #[cfg(feature = "mysql")]
+    #[tokio::test(start_paused = true)]
+    async fn mysql_unreachable_or_silent_fails_within_5_s_with_the_cause() {
+        check(
+            |url| async move { sesame::backends::MySqlStore::connect(&url, Signer::new("k")).await },
+            "mysql",
+        )
+        .await;
+    }
+}

@@ -197,6 +197,38 @@ fn quote_ansi(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// How long [`connect_pool`] waits for the first connection.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A pool on `url` with sqlx's default options, once one connection has
+/// been made: an unreachable server, a refused login or a server that never
+/// answers fails within [`CONNECT_TIMEOUT`] with its own error, where
+/// sqlx's `Pool::connect` retries for 30 s and reports only "pool timed out".
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) async fn connect_pool<DB: sqlx::Database>(url: &str) -> Result<sqlx::Pool<DB>> {
+    use sqlx::{ConnectOptions, Connection};
+
+    let options: <DB::Connection as Connection>::Options =
+        url.parse().map_err(crate::Error::backend)?;
+    let first = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| {
+            crate::Error::backend(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the database did not answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+            ))
+        })?
+        .map_err(crate::Error::backend)?;
+    // A session store opens its connections as requests need them; the
+    // first one only proved the server is there.
+    drop(first);
+    Ok(sqlx::pool::PoolOptions::<DB>::new().connect_lazy_with(options))
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;

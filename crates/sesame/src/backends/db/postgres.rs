@@ -79,9 +79,12 @@ impl PostgresStore {
     ///
     /// # Errors
     ///
-    /// A backend error if the URL is invalid or the server cannot be reached.
+    /// A backend error if the URL is invalid, or the server cannot be
+    /// reached, refuses the login or does not answer within 5 s (the error
+    /// says which). Once connected, the pool opens connections as requests
+    /// need them.
     pub async fn connect(url: &str, signer: Signer) -> Result<Self> {
-        let pool = PgPool::connect(url).await.map_err(Error::backend)?;
+        let pool = super::connect_pool(url).await?;
         Ok(Self::new(pool, signer))
     }
 
