@@ -417,6 +417,55 @@ async fn expiry_over_30_days_is_kept() {
     assert!((record.expires_at - ninety_days).abs() <= Duration::seconds(2));
 }
 
+/// memcached reads an exptime as a signed 32-bit number: a Unix time past
+/// 2^31 would drop the item at once, one from 2^32 would keep it forever.
+/// A session expiring after 2038-01-19T03:14:07Z (`i32::MAX`) is kept until
+/// then, whether created, saved or touched, and loads with that expiry.
+#[tokio::test]
+async fn expiry_past_2038_is_kept_until_2038() {
+    let Some(store) = store().await else { return };
+    let last = OffsetDateTime::from_unix_timestamp(i64::from(i32::MAX)).unwrap();
+    let near_last = |record: &Record| (record.expires_at - last).abs() <= Duration::seconds(2);
+    let y2040 = time::macros::datetime!(2040-01-01 0:00 UTC);
+    let far = OffsetDateTime::now_utc().saturating_add(Duration::MAX);
+
+    let saved = store
+        .create(&Record::new(map(json!({"n": 1})), y2040))
+        .await
+        .unwrap();
+    let mut record = store.load(&saved.key).await.unwrap().expect("kept");
+    assert!(near_last(&record), "{}", record.expires_at);
+    let (_, _, ttl) = Raw::connect(store.addr())
+        .await
+        .get(&django_key(&saved.key))
+        .await
+        .unwrap();
+    assert!(ttl > 0, "ttl {ttl}");
+
+    record.expires_at = far;
+    store.save(&saved.key, &record).await.unwrap();
+    let record = store.load(&saved.key).await.unwrap().expect("kept");
+    assert!(near_last(&record), "{}", record.expires_at);
+
+    store.touch(&saved.key, y2040).await.unwrap();
+    let record = store.load(&saved.key).await.unwrap().expect("kept");
+    assert!(near_last(&record), "{}", record.expires_at);
+
+    // Through a session, as a view would set it.
+    for expiry in [sesame::Expiry::At(y2040), sesame::Expiry::In(Duration::MAX)] {
+        let session = Session::new(store.clone(), None);
+        session.insert("user", 42).await.unwrap();
+        session.set_expiry(expiry).await.unwrap();
+        session.save().await.unwrap();
+        let again = Session::new(store.clone(), session.session_key());
+        assert_eq!(
+            again.get::<i64>("user").await.unwrap(),
+            Some(42),
+            "{expiry:?}"
+        );
+    }
+}
+
 /// memcached's own TTL expires a session: seen after it passes.
 #[tokio::test]
 async fn native_ttl_expires_the_item() {

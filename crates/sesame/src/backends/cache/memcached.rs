@@ -36,6 +36,11 @@ const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// Unix timestamp, not a number of seconds.
 const MAX_RELATIVE_EXPTIME: i64 = 2_592_000;
 
+/// The latest Unix time memcached can take as an exptime: it reads exptime
+/// as a signed 32-bit integer (`i32::MAX`, 2038-01-19T03:14:07Z). A later one
+/// wraps: past 2^31 the item is gone at once, from 2^32 it never expires.
+const MAX_ABSOLUTE_EXPTIME: i64 = i32::MAX as i64;
+
 /// pymemcache's `FLAG_PICKLE`: the value is a pickle, and Django's
 /// `PyMemcacheCache` unpickles it.
 const FLAG_PICKLE: u32 = 1;
@@ -56,6 +61,11 @@ const MAX_LINE: usize = 1024;
 /// - the item's time to live is the session's expiry age, in whole seconds
 ///   rounded up (an age over 30 days is sent as a Unix time, as memcached
 ///   requires and Django does).
+///
+/// memcached reads that Unix time as a signed 32-bit number, so no item can
+/// outlive 2038-01-19T03:14:07Z (`i32::MAX`): a session set to expire later
+/// (a date past it, or `Duration::MAX`) is kept until then, and loads with
+/// that expiry.
 ///
 /// # Concurrency and expiry
 ///
@@ -110,8 +120,10 @@ const MAX_LINE: usize = 1024;
 /// `CACHES[SESSION_CACHE_ALIAS]` on `PyMemcacheCache`. Differences: Django
 /// writes with a plain `set` after checking the key exists, so two
 /// concurrent Django requests can overwrite each other, where this store's
-/// saves are compare-and-swap; and Django's `create` would loop forever on
-/// an unreachable server, where this store returns the error.
+/// saves are compare-and-swap; Django's `create` would loop forever on
+/// an unreachable server, where this store returns the error; and Django
+/// sends an expiry past 2038-01-19T03:14:07Z as is, which memcached drops
+/// at once (or never expires), where this store keeps the session until then.
 #[doc(alias = "cache")]
 #[doc(alias = "django.contrib.sessions.backends.cache")]
 #[doc(alias = "PyMemcacheCache")]
@@ -666,15 +678,18 @@ fn parse_url(url: &str) -> std::result::Result<String, InvalidUrl> {
 }
 
 /// The exptime memcached takes for an item expiring at `expires_at`:
-/// seconds from now (rounded up), a Unix time past 30 days, `-1` (expired
-/// at once) for a time already past.
+/// seconds from now (rounded up), a Unix time past 30 days (at most
+/// [`MAX_ABSOLUTE_EXPTIME`]: a later expiry is kept until then), `-1`
+/// (expired at once) for a time already past.
 fn exptime(expires_at: OffsetDateTime, now: OffsetDateTime) -> i64 {
     if expires_at <= now {
         return -1;
     }
     let ttl = i64::try_from(ttl_seconds(expires_at, now)).unwrap_or(i64::MAX);
     if ttl > MAX_RELATIVE_EXPTIME {
-        now.unix_timestamp().saturating_add(ttl)
+        now.unix_timestamp()
+            .saturating_add(ttl)
+            .min(MAX_ABSOLUTE_EXPTIME)
     } else {
         ttl
     }
@@ -975,6 +990,24 @@ mod tests {
             exptime(now + Duration::days(30) + Duration::seconds(1), now),
             1_700_000_000 + 2_592_001
         );
+    }
+
+    #[test]
+    fn exptime_past_2038_is_clamped_to_i32_max() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let last = OffsetDateTime::from_unix_timestamp(2_147_483_647).unwrap();
+        assert_eq!(exptime(last - Duration::seconds(1), now), 2_147_483_646);
+        assert_eq!(exptime(last, now), 2_147_483_647);
+        // memcached would drop these at once (2^31 and up) or keep them
+        // forever (2^32 and up).
+        for later in [
+            last + Duration::seconds(1),
+            OffsetDateTime::from_unix_timestamp(2_200_000_000).unwrap(),
+            OffsetDateTime::from_unix_timestamp(4_294_967_296).unwrap(),
+            now.saturating_add(Duration::MAX),
+        ] {
+            assert_eq!(exptime(later, now), 2_147_483_647, "{later}");
+        }
     }
 
     #[test]
