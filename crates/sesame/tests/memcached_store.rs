@@ -13,6 +13,7 @@
     reason = "helpers are not #[test] fns; a failed unwrap is a failed test"
 )]
 
+mod log_support;
 mod outage_support;
 
 use std::net::TcpListener as StdListener;
@@ -26,7 +27,9 @@ use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::json;
-use sesame::backends::{CacheKeys, InvalidCacheKey, MemcachedStore, Record, SessionStore, Version};
+use sesame::backends::{
+    CacheKeys, InvalidCacheKey, MemcachedStore, Record, SessionCache, SessionStore, Version,
+};
 use sesame::codec::SessionMap;
 use sesame::{Error, Session, SessionKey, SessionManagerLayer, Settings};
 use sesame_conformance::Caps;
@@ -35,6 +38,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
+use log_support::Logs;
 use outage_support::Outage;
 
 /// memcached keeps expiry in whole seconds and expires items itself; its
@@ -563,6 +567,71 @@ async fn a_ttl_past_year_9999_loads_with_a_default_age() {
     );
 }
 
+/// A fake `memcached -C` (CAS disabled), as memcached 1.6 answers then:
+/// every CAS token is 0, and a compare-and-swap is `EX`. Items hold an
+/// empty dict.
+async fn fake_cas_disabled_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut socket = BufReader::new(socket);
+                let mut line = String::new();
+                while socket.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    let reply: &[u8] = match words.as_slice() {
+                        ["ms", _, len, flags @ ..] => {
+                            let mut value = vec![0; len.parse::<usize>().unwrap() + 2];
+                            socket.read_exact(&mut value).await.unwrap();
+                            if flags.iter().any(|f| f.starts_with('C')) {
+                                b"EX c0\r\n"
+                            } else {
+                                b"HD c0\r\n"
+                            }
+                        }
+                        ["mg", _, "v", ..] => b"VA 4 c0 t100 f1\r\n\x80\x02}.\r\n",
+                        ["mg" | "md", ..] => b"HD\r\n",
+                        _ => b"ERROR\r\n",
+                    };
+                    if socket.get_mut().write_all(reply).await.is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn names_cas_disabled(result: &Result<impl std::fmt::Debug, Error>) -> bool {
+    matches!(result, Err(Error::Backend(err)) if err.to_string().contains("CAS disabled (-C)"))
+}
+
+/// A server with CAS disabled answers CAS token 0, with which no save could
+/// ever succeed: `load`, `create` and `save` say so with a backend error
+/// rather than loading a version that makes every save a conflict. As a
+/// `cached_db` cache, which uses no version, it still works.
+#[tokio::test]
+async fn cas_token_0_is_a_backend_error_naming_cas_disabled() {
+    let store = MemcachedStore::new(fake_cas_disabled_server().await);
+    let key = SessionKey::generate();
+    let record = Record::new(map(json!({"n": 1})), in_hours(1));
+    let loaded = store.load(&key).await;
+    assert!(names_cas_disabled(&loaded), "{loaded:?}");
+    let created = store.create(&record).await;
+    assert!(names_cas_disabled(&created), "{created:?}");
+    let saved = store.save(&key, &record).await;
+    assert!(names_cas_disabled(&saved), "{saved:?}");
+
+    let cached = SessionCache::get(&store, &key).await.unwrap();
+    assert!(cached.expect("a hit").data.is_empty());
+    SessionCache::set(&store, &key, &record.data, record.expires_at)
+        .await
+        .unwrap();
+}
+
 /// An endless reply line is cut off, and a server that never answers times out.
 #[tokio::test]
 async fn endless_or_silent_servers_are_bounded() {
@@ -632,8 +701,14 @@ impl Server {
     /// Starts memcached on `port`, or `None` (and a skip line) when the
     /// binary is missing.
     async fn start(port: u16) -> Option<Self> {
+        Self::start_with(port, &[]).await
+    }
+
+    /// [`start`](Self::start) with more command-line options.
+    async fn start_with(port: u16, options: &[&str]) -> Option<Self> {
         let spawned = Command::new("memcached")
             .args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"])
+            .args(options)
             // Ignored unless running as root, where memcached requires it.
             .args(["-u", "root"])
             .stdin(Stdio::null())
@@ -847,6 +922,51 @@ async fn hung_server_times_out_as_503_and_recovers() {
     server.signal("CONT");
     let back = succeeds_within(&app, Some(&key), StdDuration::from_secs(1)).await;
     assert_eq!(back.body, "2", "the session survived the pause");
+}
+
+/// A real memcached started with `-C` (CAS disabled): a request is the
+/// outage policy's 503, with an error log line that names the cause, not a
+/// 409 after 64 conflicting saves; a new session is refused too. As a
+/// `cached_db` cache (no CAS needed) the server still works.
+#[tokio::test]
+async fn memcached_with_cas_disabled_is_503_with_the_cause_logged() {
+    let Some(server) = Server::start_with(free_port(), &["-C"]).await else {
+        return;
+    };
+    let store = MemcachedStore::new(server.addr());
+    let key = SessionKey::generate();
+    let pickle = sesame::codec::pickle_dumps(&map(json!({"counter": 7})));
+    Raw::connect(store.addr())
+        .await
+        .set(&django_key(&key), &pickle, 1)
+        .await;
+    let app = counter_app(store.clone(), settings());
+
+    let logs = Logs::default();
+    let guard = logs.install();
+    let existing = send_bounded(&app, Some(&key)).await;
+    let fresh = send_bounded(&app, None).await;
+    drop(guard);
+    for reply in [existing, fresh] {
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(reply.body.is_empty());
+    }
+    let errors = logs.lines("ERROR", "sesame::store");
+    assert_eq!(errors.len(), 2, "{}", logs.text());
+    for line in errors {
+        assert!(line.contains("CAS disabled (-C)"), "{line}");
+    }
+
+    let cache = store.with_keys(CacheKeys::cached_db());
+    let data = map(json!({"n": 1}));
+    SessionCache::set(&cache, &key, &data, in_hours(1))
+        .await
+        .unwrap();
+    let cached = SessionCache::get(&cache, &key)
+        .await
+        .unwrap()
+        .expect("cached");
+    assert_eq!(*cached.data, data);
 }
 
 /// 8 clients for 4 s; the server is killed at 1 s and started again at 2 s.

@@ -75,7 +75,14 @@ const MAX_LINE: usize = 1024;
 /// add (never overwrites); [`save`](SessionStore::save) is a compare-and-swap
 /// on the CAS token the record was loaded with ([`Error::Conflict`] when it
 /// changed, [`Error::Missing`] when the item is gone), or a replace without a
-/// version (never re-creates). memcached expires items itself, in whole
+/// version (never re-creates). The server must keep CAS tokens: one started
+/// with `-C` (CAS disabled) answers every token as 0 and refuses every
+/// compare-and-swap, so `load`, `create` and `save` fail with a backend error
+/// that names the cause (logged, as every store error is, and answered as an
+/// outage) rather than every save being an [`Error::Conflict`]. (A `create`,
+/// or a `save` without a version, has then written the item.) As the cache of a
+/// [`CachedDbStore`](crate::backends::CachedDbStore), which uses no tokens,
+/// such a server works. memcached expires items itself, in whole
 /// seconds: a loaded [`Record::expires_at`] is within a second of the one
 /// written, and [`clear_expired`](SessionStore::clear_expired) has nothing to do.
 ///
@@ -328,13 +335,13 @@ impl MemcachedStore {
         req
     }
 
-    /// Sends a meta set and reads its status: `Ok(Ok(version))` when stored,
-    /// `Ok(Err(status))` for `NS`, `EX` or `NF`.
+    /// Sends a meta set and reads its status: `Ok(Ok(cas))` (the item's new
+    /// CAS token) when stored, `Ok(Err(status))` for `NS`, `EX` or `NF`.
     async fn store_item(
         &self,
         request: Vec<u8>,
         value_len: usize,
-    ) -> Result<std::result::Result<Version, SetStatus>> {
+    ) -> Result<std::result::Result<u64, SetStatus>> {
         let limit = self.config.max_item_size;
         self.call(request, move |mut conn| async move {
             let line = conn.read_line().await?;
@@ -343,7 +350,7 @@ impl MemcachedStore {
                     let cas = meta_flag(&line, b'c')
                         .and_then(parse_u64)
                         .ok_or_else(|| unexpected(&line))?;
-                    return Ok((Ok(Version::from_u64(cas)), conn));
+                    return Ok((Ok(cas), conn));
                 }
                 Some(b"NS") => SetStatus::NotStored,
                 Some(b"EX") => SetStatus::Exists,
@@ -391,52 +398,11 @@ impl fmt::Debug for MemcachedStore {
 
 impl SessionStore for MemcachedStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
-        let full = self.key(key)?;
-        let request = format!("mg {full} v c t f\r\n").into_bytes();
-        let limit = self.config.max_item_size;
-        let item = self
-            .call(request, move |mut conn| async move {
-                let line = conn.read_line().await?;
-                if line == b"EN" {
-                    return Ok((None, conn));
-                }
-                let header = parse_value_header(&line).ok_or_else(|| unexpected(&line))?;
-                if header.len > limit {
-                    // Not ours (Sesame never writes one): refuse it without
-                    // reading it; the unread bytes close the connection.
-                    return Err(Failure::Corrupt(sesame_codec::Error::TooLarge {
-                        len: header.len,
-                        limit,
-                    }));
-                }
-                let value = conn.read_value(header.len).await?;
-                Ok((Some((header, value)), conn))
-            })
-            .await?;
-        let Some((header, value)) = item else {
+        let Some((mut record, cas)) = self.read(key).await? else {
             return Ok(None);
         };
-        let now = OffsetDateTime::now_utc();
-        let expires_at = match header.ttl {
-            // No expiry: not written by a session engine. It lives as long
-            // as a default session would, from now.
-            -1 => now + Duration::seconds(SESSION_COOKIE_AGE),
-            ttl if ttl <= 0 => return Ok(None),
-            // A server's figure: one past what a date holds is a default age.
-            ttl => now
-                .checked_add(Duration::seconds(ttl))
-                .unwrap_or_else(|| now + Duration::seconds(SESSION_COOKIE_AGE)),
-        };
-        if header.flags != FLAG_PICKLE {
-            return Err(Error::Corrupt(sesame_codec::Error::Pickle(
-                "the memcached item is not flagged as a pickle (pymemcache's FLAG_PICKLE)",
-            )));
-        }
-        Ok(Some(Record {
-            data: decode(&value)?.into(),
-            expires_at,
-            version: Some(Version::from_u64(header.cas)),
-        }))
+        record.version = Some(cas_version(cas)?);
+        Ok(Some(record))
     }
 
     async fn create(&self, record: &Record) -> Result<Saved> {
@@ -447,7 +413,10 @@ impl SessionStore for MemcachedStore {
                 let full = self.key(&key)?;
                 let request = Self::set_request(&full, value, record.expires_at, b'E', None);
                 match self.store_item(request, value.len()).await? {
-                    Ok(version) => Ok(Saved { key, version }),
+                    Ok(cas) => Ok(Saved {
+                        key,
+                        version: cas_version(cas)?,
+                    }),
                     Err(SetStatus::NotStored) => Err(Error::KeyCollision),
                     Err(other) => Err(Error::backend(unexpected_status(other))),
                 }
@@ -469,9 +438,9 @@ impl SessionStore for MemcachedStore {
         };
         let request = Self::set_request(&full, &value, record.expires_at, b'R', cas);
         match self.store_item(request, value.len()).await? {
-            Ok(version) => Ok(Saved {
+            Ok(cas) => Ok(Saved {
                 key: key.clone(),
-                version,
+                version: cas_version(cas)?,
             }),
             Err(SetStatus::Exists) => Err(Error::Conflict),
             Err(SetStatus::NotFound | SetStatus::NotStored) => Err(Error::Missing),
@@ -513,8 +482,13 @@ impl SessionStore for MemcachedStore {
 /// A `MemcachedStore` as the cache of a [`CachedDbStore`](crate::backends::CachedDbStore):
 /// build it with [`CacheKeys::cached_db`] keys.
 impl SessionCache for MemcachedStore {
+    /// Loads as [`load`](SessionStore::load) does, but takes a CAS token
+    /// of 0 (a server with CAS disabled): the cache's version is not used.
     async fn get(&self, key: &SessionKey) -> Result<Option<Record>> {
-        self.load(key).await
+        Ok(self.read(key).await?.map(|(mut record, cas)| {
+            record.version = Some(Version::from_u64(cas));
+            record
+        }))
     }
 
     async fn set(
@@ -546,6 +520,58 @@ impl SessionCache for MemcachedStore {
 }
 
 impl MemcachedStore {
+    /// Reads the item of `key`: the record (without a version) and its CAS
+    /// token, or `None` when there is none or it has expired.
+    async fn read(&self, key: &SessionKey) -> Result<Option<(Record, u64)>> {
+        let full = self.key(key)?;
+        let request = format!("mg {full} v c t f\r\n").into_bytes();
+        let limit = self.config.max_item_size;
+        let item = self
+            .call(request, move |mut conn| async move {
+                let line = conn.read_line().await?;
+                if line == b"EN" {
+                    return Ok((None, conn));
+                }
+                let header = parse_value_header(&line).ok_or_else(|| unexpected(&line))?;
+                if header.len > limit {
+                    // Not ours (Sesame never writes one): refuse it without
+                    // reading it; the unread bytes close the connection.
+                    return Err(Failure::Corrupt(sesame_codec::Error::TooLarge {
+                        len: header.len,
+                        limit,
+                    }));
+                }
+                let value = conn.read_value(header.len).await?;
+                Ok((Some((header, value)), conn))
+            })
+            .await?;
+        let Some((header, value)) = item else {
+            return Ok(None);
+        };
+        let now = OffsetDateTime::now_utc();
+        let expires_at = match header.ttl {
+            // No expiry: not written by a session engine. It lives as long
+            // as a default session would, from now.
+            -1 => now + Duration::seconds(SESSION_COOKIE_AGE),
+            ttl if ttl <= 0 => return Ok(None),
+            // A server's figure: one past what a date holds is a default age.
+            ttl => now
+                .checked_add(Duration::seconds(ttl))
+                .unwrap_or_else(|| now + Duration::seconds(SESSION_COOKIE_AGE)),
+        };
+        if header.flags != FLAG_PICKLE {
+            return Err(Error::Corrupt(sesame_codec::Error::Pickle(
+                "the memcached item is not flagged as a pickle (pymemcache's FLAG_PICKLE)",
+            )));
+        }
+        let record = Record {
+            data: decode(&value)?.into(),
+            expires_at,
+            version: None,
+        };
+        Ok(Some((record, header.cas)))
+    }
+
     /// Sends a meta get that returns no value: `HD` is a hit, `EN` a miss.
     async fn hit_or_miss(&self, request: Vec<u8>) -> Result<bool> {
         self.call(request, |mut conn| async move {
@@ -874,6 +900,38 @@ fn unexpected(line: &[u8]) -> Failure {
 fn unexpected_status(status: SetStatus) -> ProtocolError {
     ProtocolError(format!("unexpected reply to an add: {status:?}"))
 }
+
+/// The version of an item whose CAS token is `cas`, or the error for a
+/// token of 0, which memcached answers only when started with `-C`.
+fn cas_version(cas: u64) -> Result<Version> {
+    if cas == 0 {
+        return Err(Error::backend(CasDisabled));
+    }
+    Ok(Version::from_u64(cas))
+}
+
+/// memcached answered a CAS token of 0: it runs with CAS disabled (`-C`),
+/// so it refuses every compare-and-swap, and every save would be a
+/// conflict.
+struct CasDisabled;
+
+impl fmt::Display for CasDisabled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "memcached runs with CAS disabled (-C): it answers CAS token 0 and refuses every \
+             compare-and-swap, so sessions cannot be saved; restart it without -C",
+        )
+    }
+}
+
+/// The text itself: the store's error log shows the source's `Debug`.
+impl fmt::Debug for CasDisabled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CasDisabled({self})")
+    }
+}
+
+impl std::error::Error for CasDisabled {}
 
 /// Whether an I/O error means the server had closed the connection.
 fn is_closed(err: &io::Error) -> bool {
