@@ -80,11 +80,18 @@ const MAX_LINE: usize = 1024;
 /// compare-and-swap, so `load`, `create` and `save` fail with a backend error
 /// that names the cause (logged, as every store error is, and answered as an
 /// outage) rather than every save being an [`Error::Conflict`]. (A `create`,
-/// or a `save` without a version, has then written the item.) As the cache of a
-/// [`CachedDbStore`](crate::backends::CachedDbStore), which uses no tokens,
-/// such a server works. memcached expires items itself, in whole
-/// seconds: a loaded [`Record::expires_at`] is within a second of the one
-/// written, and [`clear_expired`](SessionStore::clear_expired) has nothing to do.
+/// or a `save` without a version, has then written the item.) As the cache
+/// of a [`CachedDbStore`](crate::backends::CachedDbStore), which uses no
+/// tokens, such a server works.
+///
+/// memcached expires items itself, so
+/// [`clear_expired`](SessionStore::clear_expired) has nothing to do. It
+/// keeps time in whole seconds: the time to live sent is rounded up to a
+/// whole second, and a load reads the seconds left on a clock that ticks
+/// once a second, so a loaded [`Record::expires_at`] is within 2 seconds of
+/// the one written, not within one. An expiry over 30 days away is sent as
+/// a Unix time, which memcached converts with its start time, also in whole
+/// seconds: such a one loads within 4 seconds.
 ///
 /// # Connections
 ///
