@@ -264,6 +264,54 @@ async fn a_read_only_directory_gives_backend_errors() {
     );
 }
 
+#[tokio::test]
+async fn migrate_makes_the_lock_files_and_leaves_nothing_else() {
+    let dir = fresh_dir().join("sessions");
+    let store = FileStore::new(&dir, signer());
+    for _ in 0..2 {
+        store.migrate().await.unwrap();
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let expected: Vec<String> = (0..64).map(|n| format!(".sesame-lock-{n:02}")).collect();
+        assert_eq!(names, expected);
+    }
+}
+
+#[tokio::test]
+async fn migrate_fails_where_a_lock_file_cannot_be_opened() {
+    // A directory at a lock file's path cannot be opened for writing, even by root.
+    let dir = fresh_dir();
+    fs::create_dir(dir.join(".sesame-lock-07")).unwrap();
+    let err = FileStore::new(&dir, signer()).migrate().await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+}
+
+/// A directory made by an earlier run, then made read-only: its lock files
+/// still open, but no session file can be created, and `migrate` says so.
+#[cfg(unix)]
+#[tokio::test]
+async fn migrate_fails_on_a_read_only_directory() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = fresh_dir();
+    let store = FileStore::new(&dir, signer());
+    store.migrate().await.unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+    if fs::write(dir.join("probe"), "").is_ok() {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        eprintln!(
+            "SKIP migrate_fails_on_a_read_only_directory: running as root, mode bits are ignored"
+        );
+        return;
+    }
+    let migrated = store.migrate().await;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(matches!(migrated, Err(Error::Backend(_))), "{migrated:?}");
+}
+
 /// A full disk, for real: `SESAME_TEST_SMALL_FS_DIR` is a small file system
 /// of its own (`.ci/run` mounts a 256 KiB tmpfs), filled here to the last
 /// byte. Every write is an error, none is lost silently, and nothing is left

@@ -210,15 +210,22 @@ impl FileStore {
             .map(|name| self.inner.dir.join(name))
     }
 
-    /// Creates the directory (and its parents) if missing. Safe to run on
-    /// every start.
+    /// Creates the directory (and its parents) if missing and its 64 lock
+    /// files (`.sesame-lock-00` … `.sesame-lock-63`), then proves that a
+    /// session file can be made there by creating and removing a temporary
+    /// file. Safe to run on every start.
+    ///
+    /// Run it at start-up: a directory that the process cannot write (or
+    /// whose lock files it cannot open, such as another user's) then fails
+    /// here instead of in every request.
     ///
     /// # Errors
     ///
-    /// A backend error if the directory cannot be created.
+    /// A backend error if the directory cannot be created, a lock file
+    /// cannot be opened for writing, or no file can be created in the
+    /// directory (read-only file system, no permission).
     pub async fn migrate(&self) -> Result<()> {
-        self.blocking(|inner| fs::create_dir_all(&inner.dir).map_err(Error::backend))
-            .await
+        self.blocking(Inner::migrate).await
     }
 
     /// Runs `f` on Tokio's blocking pool.
@@ -433,6 +440,26 @@ impl Inner {
         Ok(removed)
     }
 
+    /// See [`FileStore::migrate`].
+    fn migrate(&self) -> Result<()> {
+        fs::create_dir_all(&self.dir).map_err(Error::backend)?;
+        for stripe in 0..STRIPES {
+            open_lock_file(&self.lock_path(stripe)).map_err(Error::backend)?;
+        }
+        // A temporary file as a save writes one (a crash leaves it to
+        // `clear_expired`, as any other temporary file).
+        let name = format!("{}{}", self.prefix, SessionKey::generate().as_str());
+        let probe = self
+            .write_temp(&name, b"", SystemTime::now())
+            .map_err(Error::backend)?;
+        fs::remove_file(probe).map_err(Error::backend)
+    }
+
+    /// The lock file of lock stripe `stripe`.
+    fn lock_path(&self, stripe: usize) -> PathBuf {
+        self.dir.join(format!("{LOCK_FILE_PREFIX}{stripe:02}"))
+    }
+
     /// Whether `name` is a temporary or lock file (ours, or a Django temp
     /// file `<prefix><key>_out_…`) left over for over an hour.
     fn is_stale_leftover(&self, name: &str, path: &Path) -> bool {
@@ -514,7 +541,7 @@ impl Inner {
             .lock()
             // The mutex guards no data, only turns: a panic cannot break it.
             .unwrap_or_else(PoisonError::into_inner);
-        let _lock = lock_file(&self.dir.join(format!("{LOCK_FILE_PREFIX}{stripe:02}")))?;
+        let _lock = lock_file(&self.lock_path(stripe))?;
         f()
     }
 }
@@ -533,11 +560,7 @@ fn stripe_of(name: &str) -> usize {
 /// lasts as long as the returned file is open. Another process holding it
 /// is waited for, at most [`LOCK_WAIT`].
 fn lock_file(path: &Path) -> Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path).map_err(Error::backend)?;
+    let file = open_lock_file(path).map_err(Error::backend)?;
     let deadline = Instant::now() + LOCK_WAIT;
     let mut pause = StdDuration::from_millis(1);
     loop {
@@ -562,6 +585,16 @@ fn lock_file(path: &Path) -> Result<File> {
         std::thread::sleep(pause);
         pause = (pause * 2).min(StdDuration::from_millis(50));
     }
+}
+
+/// Opens the lock file at `path` for writing, creating it (owner-only) if
+/// missing; never truncates it.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// Creates a new file that must not exist (`O_CREAT|O_EXCL`), readable by
