@@ -365,7 +365,7 @@ impl Settings {
                 .ok_or_else(|| {
                     SettingsError::new(
                         "SESAME_STORE_TIMEOUT",
-                        format!("expected seconds between 0 and 3600, got {v:?}"),
+                        format!("expected seconds, more than 0 and at most 3600, got {v:?}"),
                     )
                 })?;
             s.store_timeout = Duration::from_secs_f64(secs);
@@ -683,6 +683,25 @@ mod tests {
             assert_eq!(err.setting, *setting, "{env:?}");
             assert!(err.to_string().starts_with(setting));
         }
+    }
+
+    #[test]
+    fn a_store_timeout_of_zero_is_refused_by_a_rule_that_excludes_zero() {
+        let from = |v: &str| {
+            Settings::from_lookup(|name| (name == "SESAME_STORE_TIMEOUT").then(|| v.to_owned()))
+        };
+        for bad in ["0", "-1", "3601", "inf", "soon"] {
+            let err = from(bad).unwrap_err().to_string();
+            assert!(err.contains("more than 0 and at most 3600"), "{err}");
+        }
+        assert_eq!(
+            from("3600").unwrap().store_timeout,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            from("0.5").unwrap().store_timeout,
+            Duration::from_millis(500)
+        );
     }
 
     #[test]
