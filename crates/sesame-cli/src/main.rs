@@ -25,8 +25,8 @@ fn main() -> ExitCode {
     match runtime.block_on(sesame_cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // `{:#}` prints the whole chain: "invalid settings: SESSION_COOKIE_AGE: …".
-            eprintln!("error: {e:#}");
+            // The whole chain, each cause once: "invalid settings: SESSION_COOKIE_AGE: …".
+            eprintln!("error: {}", sesame_cli::cmd::error_message(&e));
             ExitCode::from(sesame_cli::cmd::exit_status(&e))
         }
     }

@@ -225,6 +225,17 @@ async fn unknown_store_url_is_a_usage_error() {
     assert!(stderr.contains("unknown store"), "{stderr}");
 }
 
+/// redis's errors repeat their source's text; it is printed once.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn an_unreachable_server_is_named_once_and_exits_1() {
+    let dir = TempDir::new("binary-refused");
+    let store = format!("redis://127.0.0.1:{}/9", free_port());
+    let (status, _, stderr) = run(dir.path(), &["migrate", "--store", &store], &[]).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn migrate_then_clearsessions_removes_only_expired_sessions() {

@@ -38,6 +38,28 @@ pub fn exit_status(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// The one line `main` prints for a failed command: each error of the
+/// chain once, joined by `: ` (as `{:#}` joins them), except that a source
+/// whose text the error before it already holds is left out: sqlx's and
+/// redis's errors repeat their source in their own message.
+#[must_use]
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || previous.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+        previous = text;
+    }
+    message
+}
+
 /// The keys `SECRET_KEY` and `SECRET_KEY_FALLBACKS` name, read as
 /// [`Settings::from_env`] reads them; other settings are not read, so a bad
 /// `SESSION_*` variable does not stop `decode` or `encode`.
@@ -140,6 +162,38 @@ mod tests {
     #[test]
     fn other_settings_are_not_read() {
         signer(&[("SECRET_KEY", "k"), ("SESSION_COOKIE_AGE", "two weeks")]).unwrap();
+    }
+
+    /// An error that, as sqlx's and redis's, repeats its source's text.
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl fmt::Display for Repeats {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "error with configuration: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn the_error_message_says_each_cause_once() {
+        let err = anyhow::Error::new(Repeats(std::io::Error::other("invalid IPv6 address")))
+            .context("cannot open the session store postgres://[::1");
+        assert_eq!(
+            error_message(&err),
+            "cannot open the session store postgres://[::1: error with configuration: \
+             invalid IPv6 address"
+        );
+        // Distinct causes are all kept, in order.
+        let err = anyhow::anyhow!("no such table")
+            .context("cannot read")
+            .context("inspect");
+        assert_eq!(error_message(&err), "inspect: cannot read: no such table");
     }
 
     #[test]
