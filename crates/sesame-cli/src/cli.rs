@@ -82,8 +82,14 @@ pub enum Command {
 /// Arguments of `sesame serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The address to listen on (host:port).
-    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    /// The address to listen on (see [`parse_addr`]).
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = DEFAULT_ADDR,
+        value_parser = parse_addr,
+        help = "The address to listen on: HOST:PORT, an IPv6 host in brackets ([::1]:8000)"
+    )]
     pub addr: String,
     /// The outage policy (see [`sesame::OutagePolicy`]); overrides `SESAME_OUTAGE_POLICY`.
     #[arg(
@@ -199,6 +205,32 @@ pub fn parse_salt(value: &str) -> Result<String, String> {
     })
 }
 
+/// Checks `--addr`: `HOST:PORT`, with an IPv6 address in brackets and a
+/// port from 0 to 65535 (0: any free port); the host is resolved when
+/// `serve` binds.
+///
+/// # Errors
+///
+/// No port, a port that is not a number in range, or an empty host or one
+/// that is an unbracketed IPv6 address.
+pub fn parse_addr(value: &str) -> Result<String, String> {
+    const FORM: &str = "expected HOST:PORT, e.g. 127.0.0.1:8000, localhost:8000 or [::1]:8000";
+    if value.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(value.to_owned());
+    }
+    let (host, port) = value.rsplit_once(':').ok_or(FORM)?;
+    let port_ok =
+        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
+    let host_ok = !host.is_empty()
+        && !host.contains([':', '[', ']', '/', ' '])
+        && !host.chars().any(char::is_control);
+    if port_ok && host_ok {
+        Ok(value.to_owned())
+    } else {
+        Err(FORM.to_owned())
+    }
+}
+
 /// Parses `--now`: whole Unix seconds.
 ///
 /// # Errors
@@ -280,6 +312,30 @@ mod tests {
         );
         assert!(parse_unix_time("yesterday").is_err());
         assert!(parse_unix_time("99999999999999999").is_err());
+    }
+
+    #[test]
+    fn addr_is_host_and_port() {
+        for good in [
+            "127.0.0.1:8000",
+            "[::1]:0",
+            "localhost:8000",
+            "0.0.0.0:65535",
+        ] {
+            assert_eq!(parse_addr(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "bogus",
+            "127.0.0.1",
+            ":8000",
+            "h:99999",
+            "h:x",
+            "::1:80",
+            "a b:1",
+        ] {
+            assert!(parse_addr(bad).is_err(), "{bad}");
+        }
+        assert!(Cli::try_parse_from(["sesame", "serve", "--addr", "bogus"]).is_err());
     }
 
     #[test]

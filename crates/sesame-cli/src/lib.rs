@@ -18,10 +18,12 @@
 //! only `SECRET_KEY` and `SECRET_KEY_FALLBACKS`.
 //!
 //! Exit status: 0 on success (including `decode` printing `{}` for a value
-//! Django would read as an empty session), 2 for a usage error (bad
-//! arguments, `SECRET_KEY` unset, input that is not a
-//! JSON object for `encode`, a malformed key for `inspect`), 1 for any
-//! other failure (a store that fails, no live session for `inspect`).
+//! Django would read as an empty session), 2 for a usage error, found
+//! before anything is created or connected (bad arguments, a malformed URL,
+//! host, port or `--addr`, `SECRET_KEY` unset, input that is not a JSON
+//! object for `encode`, a malformed key for `inspect`), 1 for any other
+//! failure (a server that does not answer, a store that fails, no live
+//! session for `inspect`).
 //!
 //! The library half of this crate holds what the binary runs, so that tests
 //! can drive the demo router in-process.

@@ -25,8 +25,10 @@ use sesame::{Settings, SettingsError, Signer};
 use time::OffsetDateTime;
 
 use crate::cli::StoreArgs;
-
+use crate::cmd::UsageError;
 use crate::demo;
+
+mod authority;
 
 /// A parsed `--store` URL: which kind of store, and where.
 ///
@@ -35,7 +37,7 @@ use crate::demo;
 /// | `sqlite://PATH`, `sqlite:PATH` (`sqlite::memory:` for a private in-memory database) | `SqliteStore` | `sqlite` (default) |
 /// | `postgres://…`, `postgresql://…` | `PostgresStore` | `postgres` |
 /// | `mysql://…`, `mariadb://…` | `MySqlStore` | `mysql` |
-/// | `file:///DIR`, `file:DIR` | `FileStore`: one file per session in `DIR` (Django's `file` engine) | always |
+/// | `file:///DIR` (also `file://localhost/DIR`), `file:DIR` (relative) | `FileStore`: one file per session in `DIR` (Django's `file` engine); another host is refused | always |
 /// | `redis://…`, `rediss://…` (TLS) | `RedisStore`: Django's `cache` engine on Redis | `redis` (`redis-tls` for `rediss`) |
 /// | `redis+cluster://host1:port,host2:port,…` | `RedisStore` on a Redis Cluster | `redis-cluster` |
 /// | `memory:` | `MemoryStore` | always |
@@ -131,7 +133,19 @@ impl FromStr for StoreUrl {
             }
             "file" => {
                 // `file:///srv/sessions` (an absolute path) or `file:sessions`.
-                let path = rest.strip_prefix("//").unwrap_or(rest);
+                let path = match rest.strip_prefix("//") {
+                    Some(after) => {
+                        let (host, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+                        if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
+                            return Err(InvalidStoreUrl(
+                                "a file URL names a directory on this machine: file:///ABSOLUTE/PATH \
+                                 or file:RELATIVE/PATH (its host can only be empty or localhost)",
+                            ));
+                        }
+                        path
+                    }
+                    None => rest,
+                };
                 if path.is_empty() {
                     Err(InvalidStoreUrl(
                         "a file URL names a directory: file:///PATH (e.g. file:///var/lib/sesame/sessions)",
@@ -140,15 +154,26 @@ impl FromStr for StoreUrl {
                     Ok(Self::File(PathBuf::from(path)))
                 }
             }
-            "postgres" | "postgresql" if rest.starts_with("//") => Ok(Self::Postgres(url.into())),
+            "postgres" | "postgresql" if rest.starts_with("//") => {
+                authority::check(&rest[2..], false).map_err(InvalidStoreUrl)?;
+                Ok(Self::Postgres(url.into()))
+            }
             "mysql" | "mariadb" if rest.starts_with("//") => {
+                authority::check(&rest[2..], false).map_err(InvalidStoreUrl)?;
                 Ok(Self::MySql(format!("mysql:{rest}")))
             }
             "redis" | "rediss" | "redis+cluster" | "rediss+cluster" if rest.starts_with("//") => {
+                let cluster = scheme.to_ascii_lowercase().ends_with("+cluster");
+                authority::check(&rest[2..], cluster).map_err(InvalidStoreUrl)?;
                 Ok(Self::Redis(url.into()))
             }
             "memcached" => match rest.strip_prefix("//") {
-                Some(host) if !host.is_empty() && !host.starts_with([':', '/']) => {
+                Some(host)
+                    if !host.is_empty()
+                        && !host.starts_with([':', '/'])
+                        && matches!(host.find('/').map(|i| &host[i..]), None | Some("/")) =>
+                {
+                    authority::check(host, false).map_err(InvalidStoreUrl)?;
                     Ok(Self::Memcached(url.into()))
                 }
                 _ => Err(InvalidStoreUrl(
@@ -172,7 +197,9 @@ impl fmt::Display for StoreUrl {
             Self::Memory => f.write_str("memory:"),
             Self::SignedCookies => f.write_str("signed-cookies:"),
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
-            Self::File(path) => write!(f, "file://{}", path.display()),
+            // As given: `file:///abs` or `file:relative`.
+            Self::File(path) if path.is_absolute() => write!(f, "file://{}", path.display()),
+            Self::File(path) => write!(f, "file:{}", path.display()),
             Self::Postgres(url) | Self::MySql(url) | Self::Redis(url) | Self::Memcached(url) => {
                 f.write_str(&hide_password(url))
             }
@@ -202,7 +229,46 @@ fn hide_password(url: &str) -> String {
     }
 }
 
+/// What `migrate` and `clearsessions` have to do on a store, and what
+/// `inspect` can see there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upkeep {
+    /// A database: `migrate` creates the session table, `clearsessions`
+    /// deletes the expired rows.
+    Table,
+    /// `file:///DIR`: `migrate` creates the directory, `clearsessions`
+    /// deletes the expired files.
+    Directory,
+    /// Redis or memcached: no schema, and the server expires sessions by
+    /// their TTL.
+    ExpiresItself,
+    /// `memory:` or `sqlite::memory:`: sessions live in the memory of the
+    /// process serving them, which no other process sees.
+    InProcess,
+    /// `signed-cookies:`: sessions live in the browser's cookie.
+    InCookie,
+}
+
 impl StoreUrl {
+    /// What `migrate` and `clearsessions` have to do on this store (with
+    /// `--cache`, on this database).
+    #[must_use]
+    pub fn upkeep(&self) -> Upkeep {
+        match self {
+            Self::Memory => Upkeep::InProcess,
+            Self::Sqlite(path) if path.as_os_str() == SQLITE_MEMORY => Upkeep::InProcess,
+            Self::Sqlite(_) | Self::Postgres(_) | Self::MySql(_) => Upkeep::Table,
+            Self::File(_) => Upkeep::Directory,
+            Self::Redis(_) | Self::Memcached(_) => Upkeep::ExpiresItself,
+            Self::SignedCookies => Upkeep::InCookie,
+        }
+    }
+
+    /// Whether this URL can be `--cache`.
+    fn is_cache(&self) -> bool {
+        matches!(self, Self::Memory | Self::Redis(_) | Self::Memcached(_))
+    }
+
     /// Where the demo keeps the `SECRET_KEY` it generates: beside an SQLite
     /// database file (`<db path>.secret_key`), else `./sesame.secret_key`.
     #[must_use]
@@ -305,6 +371,11 @@ impl SessionStore for Store {
     }
 }
 
+const CACHE_NEEDS_A_DATABASE: &str = "--cache needs a database --store (sqlite://, postgres://, \
+     mysql://, file:// or memory:): this one cannot sit behind a cache";
+
+const NOT_A_CACHE: &str = "--cache takes redis://…, redis+cluster://…, memcached://… or memory:";
+
 /// The database half of `cached_db`: a store that keeps sessions durably.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -352,10 +423,7 @@ impl Db {
             #[cfg(feature = "mysql")]
             Store::MySql(s) => Ok(Self::MySql(s)),
             Store::File(s) => Ok(Self::File(s)),
-            _ => anyhow::bail!(
-                "--cache needs a database --store (sqlite://, postgres://, mysql://, file:// \
-                 or memory:): this one cannot sit behind a cache"
-            ),
+            _ => Err(UsageError(CACHE_NEEDS_A_DATABASE.to_owned()).into()),
         }
     }
 
@@ -452,9 +520,7 @@ impl Cache {
                 .map_err(Into::into),
             _ => {
                 drop(keys);
-                Err(anyhow::anyhow!(
-                    "--cache takes redis://…, redis+cluster://…, memcached://… or memory:"
-                ))
+                Err(UsageError(NOT_A_CACHE.to_owned()).into())
             }
         };
         cache.with_context(|| format!("cannot open the cache {url}"))
@@ -515,6 +581,19 @@ impl Store {
     /// As [`open`](Self::open) and [`Cache::open`]; also a `--cache` with a
     /// `--store` that is not a database.
     pub async fn open_args(args: &StoreArgs, signer: Signer) -> anyhow::Result<Self> {
+        // Both checked before anything is opened or connected.
+        if let Some(cache) = &args.cache {
+            let is_database = matches!(
+                args.store.upkeep(),
+                Upkeep::Table | Upkeep::Directory | Upkeep::InProcess
+            );
+            if !is_database {
+                return Err(UsageError(CACHE_NEEDS_A_DATABASE.to_owned()).into());
+            }
+            if !cache.is_cache() {
+                return Err(UsageError(NOT_A_CACHE.to_owned()).into());
+            }
+        }
         let store = Self::open(&args.store, signer).await?;
         match &args.cache {
             None => Ok(store),
@@ -848,10 +927,18 @@ mod tests {
             .await
             .unwrap_err();
         assert!(format!("{err:#}").contains("database --store"), "{err:#}");
+        assert_eq!(crate::cmd::exit_status(&err), 2, "{err:#}");
         let err = Store::open_args(&args("memory:", "file:///tmp/x"), Signer::new("test"))
             .await
             .unwrap_err();
         assert!(format!("{err:#}").contains("--cache takes"), "{err:#}");
+        assert_eq!(crate::cmd::exit_status(&err), 2, "{err:#}");
+        // Checked before connecting: no server needed to be told.
+        let err = Store::open_args(&args("redis://127.0.0.1:1", "memory:"), Signer::new("test"))
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("database --store"), "{err:#}");
+        assert_eq!(crate::cmd::exit_status(&err), 2, "{err:#}");
     }
 
     #[test]
@@ -921,6 +1008,56 @@ mod tests {
         assert_eq!(parse("file:///srv/s").unwrap().to_string(), "file:///srv/s");
         assert!(parse("file://").is_err());
         assert!(parse("file:").is_err());
+    }
+
+    #[test]
+    fn a_file_url_names_a_local_directory_and_shows_as_given() {
+        assert_eq!(
+            parse("file://localhost/srv/s"),
+            Ok(StoreUrl::File("/srv/s".into()))
+        );
+        assert_eq!(
+            parse("file:relative/dir").unwrap().to_string(),
+            "file:relative/dir"
+        );
+        for remote in [
+            "file://host/dir",
+            "file://./dir",
+            "file://localhost",
+            "file://h",
+        ] {
+            let err = parse(remote).unwrap_err();
+            assert!(
+                remote == "file://localhost" || err.0.contains("localhost"),
+                "{remote}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_host_or_port_is_refused_when_parsed() {
+        for bad in [
+            "postgres://[bad",
+            "postgresql://u@h:99999/db",
+            "mysql://root@127.0.0.1:99999/x",
+            "mariadb://root@h:x/x",
+            "redis://h:0",
+            "redis+cluster://a:7000,b:port",
+            "memcached://h:notaport",
+            "memcached://h:11211/x",
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(!err.0.is_empty(), "{bad}");
+        }
+        for good in [
+            "postgres://",
+            "postgres:///db?host=/var/run/postgresql",
+            "postgres://u:p@[::1]:5432/db",
+            "memcached://h:11211/",
+            "redis+cluster://a:7000, b:7001/",
+        ] {
+            assert!(parse(good).is_ok(), "{good}");
+        }
     }
 
     #[tokio::test]

@@ -225,6 +225,62 @@ async fn unknown_store_url_is_a_usage_error() {
     assert!(stderr.contains("unknown store"), "{stderr}");
 }
 
+/// A malformed URL, a `--cache` that cannot be one, or a bad `--addr` is a
+/// usage error (exit 2), found before anything is created or connected;
+/// whatever features were built.
+#[tokio::test]
+async fn malformed_urls_and_addresses_are_usage_errors() {
+    let dir = TempDir::new("binary-usage");
+    for (args, why) in [
+        (&["migrate", "--store", "postgres://[bad"][..], "IPv6"),
+        (
+            &["migrate", "--store", "mysql://root@127.0.0.1:99999/x"],
+            "port",
+        ),
+        (
+            &["clearsessions", "--store", "memcached://h:notaport"],
+            "port",
+        ),
+        (&["migrate", "--store", "file://host/dir"], "localhost"),
+        (
+            &[
+                "migrate",
+                "--store",
+                "signed-cookies:",
+                "--cache",
+                "memory:",
+            ],
+            "database --store",
+        ),
+        (
+            &[
+                "migrate",
+                "--store",
+                "redis://127.0.0.1:1",
+                "--cache",
+                "memory:",
+            ],
+            "database --store",
+        ),
+        (
+            &["migrate", "--store", "memory:", "--cache", "file:///tmp"],
+            "--cache takes",
+        ),
+        (
+            &["serve", "--addr", "bogus", "--store", "memory:"],
+            "HOST:PORT",
+        ),
+    ] {
+        let (status, stdout, stderr) = run(dir.path(), args, &[]).await;
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+        assert_eq!(stdout, "", "{args:?}");
+    }
+    // Nothing was made: no directory for the file URL, no key for serve.
+    let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(made.is_empty(), "{made:?}");
+}
+
 /// redis's errors repeat their source's text; it is printed once.
 #[cfg(feature = "redis")]
 #[tokio::test]
