@@ -14,8 +14,10 @@
 //! `sqlite://sesame.sqlite3`), `postgres://…`, `mysql://…` / `mariadb://…`
 //! or `memory:`; see [`store_url`]. Session settings come from environment
 //! variables named as Django's (`SESSION_COOKIE_AGE=30`, …), see
-//! [`sesame::Settings::from_env`]; `decode`, `encode` and `inspect` read
-//! only `SECRET_KEY` and `SECRET_KEY_FALLBACKS`.
+//! [`sesame::Settings::from_env`], and an invalid one stops `serve`,
+//! `migrate` and `clearsessions`; `decode`, `encode` and `inspect` read
+//! only `SECRET_KEY` and `SECRET_KEY_FALLBACKS` (`inspect` also
+//! `SESSION_COOKIE_NAME` and `SESSION_COOKIE_AGE`).
 //!
 //! Exit status: 0 on success (including `decode` printing `{}` for a value
 //! Django would read as an empty session), 2 for a usage error, found

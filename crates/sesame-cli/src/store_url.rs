@@ -575,12 +575,18 @@ fn cache_keys_from_env(keys: CacheKeys) -> anyhow::Result<CacheKeys> {
 
 impl Store {
     /// Opens the store `args` name: `--store`, behind `--cache` when given.
+    /// A file store takes its file prefix and default age from `settings`
+    /// (`SESSION_COOKIE_NAME`, `SESSION_COOKIE_AGE`), as `serve` writes them.
     ///
     /// # Errors
     ///
     /// As [`open`](Self::open) and [`Cache::open`]; also a `--cache` with a
     /// `--store` that is not a database.
-    pub async fn open_args(args: &StoreArgs, signer: Signer) -> anyhow::Result<Self> {
+    pub async fn open_args(
+        args: &StoreArgs,
+        settings: &Settings,
+        signer: Signer,
+    ) -> anyhow::Result<Self> {
         // Both checked before anything is opened or connected.
         if let Some(cache) = &args.cache {
             let is_database = matches!(
@@ -594,7 +600,7 @@ impl Store {
                 return Err(UsageError(NOT_A_CACHE.to_owned()).into());
             }
         }
-        let store = Self::open(&args.store, signer).await?;
+        let store = Self::open_with(&args.store, settings, signer).await?;
         match &args.cache {
             None => Ok(store),
             Some(cache) => {
@@ -605,21 +611,31 @@ impl Store {
         }
     }
 
-    /// Opens (connects to) the store `url` names. Does not create the table:
-    /// see [`migrate`](Self::migrate).
+    /// Opens (connects to) the store `url` names, with Django's default
+    /// settings. Does not create the table: see [`migrate`](Self::migrate).
     ///
     /// # Errors
     ///
     /// The URL names a store this binary was built without (the message
     /// says which feature to enable), or the store cannot be opened.
     pub async fn open(url: &StoreUrl, signer: Signer) -> anyhow::Result<Self> {
+        Self::open_with(url, &Settings::default(), signer).await
+    }
+
+    /// Opens the store `url` names; a file store takes its file prefix and
+    /// default age from `settings`.
+    async fn open_with(
+        url: &StoreUrl,
+        settings: &Settings,
+        signer: Signer,
+    ) -> anyhow::Result<Self> {
         match url {
             StoreUrl::Memory => Ok(Self::Memory(MemoryStore::new())),
             StoreUrl::Sqlite(path) => open_sqlite(path, signer).await,
             StoreUrl::Postgres(raw) => open_postgres(raw, signer).await,
             StoreUrl::MySql(raw) => open_mysql(raw, signer).await,
             StoreUrl::SignedCookies => Ok(Self::SignedCookies(SignedCookieStore::new(signer))),
-            StoreUrl::File(dir) => Ok(Self::File(file_store(dir, signer))),
+            StoreUrl::File(dir) => Ok(Self::File(file_store(dir, settings, signer))),
             StoreUrl::Redis(raw) => open_redis(raw).await,
             StoreUrl::Memcached(raw) => open_memcached(raw).await,
         }
@@ -718,12 +734,10 @@ impl Store {
                 demo::app(store, engine, settings)
             }
             Self::File(s) => {
-                let mut store = s.clone().with_max_age(settings.cookie_age);
-                // A name that cannot prefix a file (`.sid`) keeps the default
-                // prefix: the files are then not Django's, but nothing breaks.
-                if is_file_prefix(&settings.cookie_name) {
-                    store = store.with_cookie_name(&settings.cookie_name);
-                }
+                let store = s
+                    .clone()
+                    .with_max_age(settings.cookie_age)
+                    .with_cookie_name(file_prefix(&settings));
                 demo::app(store, engine, settings)
             }
             #[cfg(feature = "redis")]
@@ -735,33 +749,26 @@ impl Store {
     }
 }
 
-/// The signer for commands that never encode or decode session data
-/// (`migrate`, `clearsessions`): the environment's `SECRET_KEY` when set,
-/// otherwise a placeholder, since these commands only run DDL and deletes.
+/// A file store on `dir` with `settings`' `SESSION_COOKIE_AGE` and file
+/// prefix ([`file_prefix`]), so every command sees the files `serve` writes.
+fn file_store(dir: &Path, settings: &Settings, signer: Signer) -> FileStore {
+    FileStore::new(dir, signer)
+        .with_max_age(settings.cookie_age)
+        .with_cookie_name(file_prefix(settings))
+}
+
+/// The prefix of session file names: `SESSION_COOKIE_NAME`, as Django's
+/// `file` engine names them, unless it cannot prefix a file (`.sid`): then
+/// Django's default, `sessionid` (the files are then not the ones Django
+/// would look for, but nothing breaks).
 #[must_use]
-pub fn signer_for_maintenance() -> Signer {
-    Settings::from_env()
-        .ok()
-        .and_then(|s| s.signer().ok())
-        .unwrap_or_else(|| Signer::new("sesame: maintenance commands never sign session data"))
-}
-
-/// A file store on `dir`, with the environment's `SESSION_COOKIE_NAME` (the
-/// file prefix) and `SESSION_COOKIE_AGE` when they are set, so `migrate` and
-/// `clearsessions` see the files `serve` writes.
-fn file_store(dir: &Path, signer: Signer) -> FileStore {
-    let store = FileStore::new(dir, signer);
-    match Settings::from_env() {
-        Ok(settings) if is_file_prefix(&settings.cookie_name) => store
-            .with_max_age(settings.cookie_age)
-            .with_cookie_name(&settings.cookie_name),
-        _ => store,
+pub fn file_prefix(settings: &Settings) -> &str {
+    let name = settings.cookie_name.as_str();
+    if !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0']) {
+        name
+    } else {
+        sesame::codec::SESSION_COOKIE_NAME
     }
-}
-
-/// Whether `name` can prefix session file names (see `FileStore::with_cookie_name`).
-fn is_file_prefix(name: &str) -> bool {
-    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0'])
 }
 
 #[cfg(feature = "sqlite")]
@@ -918,25 +925,41 @@ mod tests {
             store: parse(store).unwrap(),
             cache: Some(parse(cache).unwrap()),
         };
-        let store = Store::open_args(&args("memory:", "memory:"), Signer::new("test"))
-            .await
-            .unwrap();
+        let store = Store::open_args(
+            &args("memory:", "memory:"),
+            &Settings::default(),
+            Signer::new("test"),
+        )
+        .await
+        .unwrap();
         assert_eq!(store.engine(), demo::engine::CACHED_DB);
         assert!(store.is_server_side());
-        let err = Store::open_args(&args("signed-cookies:", "memory:"), Signer::new("test"))
-            .await
-            .unwrap_err();
+        let err = Store::open_args(
+            &args("signed-cookies:", "memory:"),
+            &Settings::default(),
+            Signer::new("test"),
+        )
+        .await
+        .unwrap_err();
         assert!(format!("{err:#}").contains("database --store"), "{err:#}");
         assert_eq!(crate::cmd::exit_status(&err), 2, "{err:#}");
-        let err = Store::open_args(&args("memory:", "file:///tmp/x"), Signer::new("test"))
-            .await
-            .unwrap_err();
+        let err = Store::open_args(
+            &args("memory:", "file:///tmp/x"),
+            &Settings::default(),
+            Signer::new("test"),
+        )
+        .await
+        .unwrap_err();
         assert!(format!("{err:#}").contains("--cache takes"), "{err:#}");
         assert_eq!(crate::cmd::exit_status(&err), 2, "{err:#}");
         // Checked before connecting: no server needed to be told.
-        let err = Store::open_args(&args("redis://127.0.0.1:1", "memory:"), Signer::new("test"))
-            .await
-            .unwrap_err();
+        let err = Store::open_args(
+            &args("redis://127.0.0.1:1", "memory:"),
+            &Settings::default(),
+            Signer::new("test"),
+        )
+        .await
+        .unwrap_err();
         assert!(format!("{err:#}").contains("database --store"), "{err:#}");
         assert_eq!(crate::cmd::exit_status(&err), 2, "{err:#}");
     }

@@ -204,7 +204,7 @@ async fn serve_refuses_inconsistent_settings() {
     ] {
         let args = ["serve", "--addr", "127.0.0.1:0", "--store", "memory:"];
         let (status, _, stderr) = run(dir.path(), &args, &[(name, value)]).await;
-        assert_eq!(status.code(), Some(1), "{name}={value}: {stderr}");
+        assert_eq!(status.code(), Some(2), "{name}={value}: {stderr}");
         assert!(stderr.contains("invalid settings"), "{stderr}");
         assert!(stderr.contains(name), "{name} not named in: {stderr}");
     }
@@ -341,6 +341,80 @@ async fn migrate_then_clearsessions_removes_only_expired_sessions() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(left, ["livesession000000000000000000001"]);
+}
+
+/// `clearsessions` on `file://` reads each session's expiry from its signed
+/// data: a live session with a `set_expiry()` longer than
+/// `SESSION_COOKIE_AGE` survives, whatever the environment. Invalid
+/// settings, no `SECRET_KEY` and a wrong one stop it before it deletes
+/// anything.
+#[tokio::test]
+async fn clearsessions_on_files_never_deletes_a_live_session() {
+    use sesame::backends::{FileStore, Record, SessionStore as _};
+    use sesame::codec::{SessionMap, Signer};
+    use time::{Duration as TimeDuration, OffsetDateTime};
+
+    const KEY: &str = "the-project-secret-key";
+    let dir = TempDir::new("binary-file-clear");
+    let sessions = dir.path().join("sessions");
+    let store = FileStore::new(&sessions, Signer::new(KEY));
+    store.migrate().await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    // set_expiry(30 days), written 15 days ago: its file's mtime is 15 days
+    // old, past SESSION_COOKIE_AGE, yet the session lives 15 more days.
+    let mut data = SessionMap::new();
+    data.insert("_session_expiry".into(), 2_592_000.into());
+    let live = store
+        .create(&Record::new(data, now + TimeDuration::days(15)))
+        .await
+        .unwrap()
+        .key;
+    // The default expiry, written 20 days ago: expired.
+    let expired = Record::new(SessionMap::new(), now - TimeDuration::days(6));
+    store.create(&expired).await.unwrap();
+    let files = || {
+        std::fs::read_dir(&sessions)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("sessionid")
+            })
+            .count()
+    };
+    assert_eq!(files(), 2);
+
+    let url = format!("file://{}", sessions.display());
+    let args = ["clearsessions", "--store", &url];
+    for (env, code, why) in [
+        (
+            &[("SECRET_KEY", KEY), ("SESSION_COOKIE_SAMESITE", "bogus")][..],
+            2,
+            "SESSION_COOKIE_SAMESITE",
+        ),
+        (&[], 2, "SECRET_KEY is not set"),
+        (
+            &[("SECRET_KEY", "not-the-key")],
+            1,
+            "verifies with SECRET_KEY",
+        ),
+    ] {
+        let (status, stdout, stderr) = run(dir.path(), &args, env).await;
+        assert_eq!(status.code(), Some(code), "{env:?}: {stderr}");
+        assert!(stderr.contains(why), "{env:?}: {stderr}");
+        assert_eq!(stdout, "", "{env:?}");
+        assert_eq!(files(), 2, "{env:?}: a file was deleted");
+    }
+
+    // The key as a fallback verifies too; only the expired file goes.
+    let env = [("SECRET_KEY", "a-newer-key"), ("SECRET_KEY_FALLBACKS", KEY)];
+    let (status, stdout, stderr) = run(dir.path(), &args, &env).await;
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "removed 1 expired session");
+    assert_eq!(files(), 1);
+    assert!(store.load(&live).await.unwrap().is_some());
 }
 
 /// `signed-cookies:`: the counter lives in the cookie (re-issued on every

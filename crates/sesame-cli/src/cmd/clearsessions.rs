@@ -1,16 +1,29 @@
 //! `sesame clearsessions`: Django's `manage.py clearsessions`.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Context as _;
+use sesame::codec::{DB_SALT, Error as CodecError, MAX_SESSION_DATA_LEN, Signer};
+use sesame::{SessionKey, Settings};
+use time::OffsetDateTime;
 
 use crate::cli::StoreArgs;
-use crate::store_url::Store;
+use crate::cmd::{UsageError, maintenance_signer, settings_from_env};
+use crate::store_url::{Store, StoreUrl, file_prefix};
 
 /// Opens the store, removes every expired session and prints how many.
 ///
-/// On `file:///DIR` it needs the project's `SECRET_KEY` (and
-/// `SESSION_COOKIE_NAME`, `SESSION_COOKIE_AGE`) to read each session's own
-/// expiry; without it, it warns and ages every file by its mtime, as Django
-/// does with a file it cannot decode.
+/// It reads every setting as `serve` does and stops at an invalid one, so
+/// that it never judges expiry with settings other than the ones given.
+///
+/// On `file:///DIR` a session's expiry is in its signed data
+/// (`_session_expiry`), so it needs the project's `SECRET_KEY` (and
+/// `SESSION_COOKIE_NAME`, `SESSION_COOKIE_AGE`): without the key it refuses
+/// to run, and when the directory holds session files of which none
+/// verifies with `SECRET_KEY` or `SECRET_KEY_FALLBACKS` (the wrong key) it
+/// refuses too. Either way every file would count as unreadable and be aged
+/// by its mtime alone, as Django does, deleting live sessions whose
+/// `set_expiry()` outlasts `SESSION_COOKIE_AGE`.
 ///
 /// Stores that expire records on their own (none of the CLI's so far)
 /// report 0. On `signed-cookies:` nothing is stored: it says so and succeeds,
@@ -18,9 +31,28 @@ use crate::store_url::Store;
 ///
 /// # Errors
 ///
-/// The store cannot be opened or the delete fails.
+/// A [`UsageError`] for invalid settings, or for `file:///DIR` without
+/// `SECRET_KEY`; a directory whose files none verifies; a store that cannot
+/// be opened; a delete that fails.
 pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
-    let store = Store::open_args(args, crate::store_url::signer_for_maintenance()).await?;
+    let settings = settings_from_env()?;
+    let signer = match &args.store {
+        StoreUrl::File(dir) => {
+            let signer = settings.signer().map_err(|_| {
+                UsageError(
+                    "SECRET_KEY is not set: on file:// each session's expiry is in its signed \
+                     data, and without the key every file would be aged by its mtime alone, \
+                     deleting sessions whose set_expiry() outlasts SESSION_COOKIE_AGE; set \
+                     SECRET_KEY (and SECRET_KEY_FALLBACKS) to the ones serve runs with"
+                        .to_owned(),
+                )
+            })?;
+            check_the_keys_open_the_files(dir, &settings, &signer).await?;
+            signer
+        }
+        _ => maintenance_signer(&settings),
+    };
+    let store = Store::open_args(args, &settings, signer).await?;
     if !store.is_server_side() {
         println!(
             "{}: nothing to clear: signed-cookie sessions are stored nowhere, and each \
@@ -29,14 +61,6 @@ pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    if matches!(store, Store::File(_)) && std::env::var_os("SECRET_KEY").is_none() {
-        // A file holds no expiry date: `_session_expiry` is read from the
-        // signed data, which only the project's key can open.
-        eprintln!(
-            "warning: SECRET_KEY is not set: every session file counts as unreadable and \
-             expires SESSION_COOKIE_AGE after its last write, whatever set_expiry() said"
-        );
-    }
     let removed = store
         .clear_expired()
         .await
@@ -44,4 +68,85 @@ pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
     let noun = if removed == 1 { "session" } else { "sessions" };
     println!("removed {removed} expired {noun}");
     Ok(())
+}
+
+/// Fails when `dir` holds session files and none of them verifies with
+/// `signer`'s keys: the keys are not the ones the files were written with.
+///
+/// Files that verify with a key that has since been dropped from
+/// `SECRET_KEY_FALLBACKS` are dead to the app; they are cleared (aged by
+/// mtime) as soon as one file in the directory verifies.
+async fn check_the_keys_open_the_files(
+    dir: &Path,
+    settings: &Settings,
+    signer: &Signer,
+) -> anyhow::Result<()> {
+    let dir = dir.to_owned();
+    let prefix = file_prefix(settings).to_owned();
+    let signer = signer.clone();
+    let unverified =
+        tokio::task::spawn_blocking(move || count_unverified(&dir, &prefix, &signer)).await??;
+    match unverified {
+        Some((count, dir)) => anyhow::bail!(
+            "none of the {count} session files in {} verifies with SECRET_KEY or \
+             SECRET_KEY_FALLBACKS: not clearing, since each would be aged by its mtime alone \
+             and live sessions deleted; set the keys serve runs with",
+            dir.display()
+        ),
+        None => Ok(()),
+    }
+}
+
+/// How many session files in `dir` fail to verify, when none verifies;
+/// `None` once one does, or when there is no directory or no signed file.
+fn count_unverified(
+    dir: &Path,
+    prefix: &str,
+    signer: &Signer,
+) -> anyhow::Result<Option<(usize, PathBuf)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // `clear_expired` reports a missing directory itself.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut unverified = 0;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = entry.file_name();
+        let is_session = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .is_some_and(|key| SessionKey::from_bytes(key.as_bytes()).is_ok());
+        // Only regular files: a FIFO is never opened.
+        if !is_session || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let Some(text) = read_small(&entry.path()) else {
+            continue;
+        };
+        match signer.loads_session(&text, DB_SALT, None, now) {
+            Ok(_) => return Ok(None),
+            Err(CodecError::BadSignature) => unverified += 1,
+            // Empty (Django's placeholder), malformed, too large: no
+            // evidence about the keys either way.
+            Err(_) => {}
+        }
+    }
+    Ok((unverified > 0).then(|| (unverified, dir.to_owned())))
+}
+
+/// A session file's text, if it can be read and is non-empty text no longer
+/// than the decoder accepts.
+fn read_small(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_SESSION_DATA_LEN as u64)
+        .read_to_string(&mut text)
+        .ok()?;
+    (!text.is_empty()).then_some(text)
 }

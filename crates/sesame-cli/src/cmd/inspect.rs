@@ -16,7 +16,8 @@ use crate::store_url::{Store, StoreUrl};
 ///
 /// On `signed-cookies:` KEY is the cookie value, the signed session itself,
 /// checked against `SECRET_KEY`, `SECRET_KEY_FALLBACKS` and
-/// `SESSION_COOKIE_AGE`.
+/// `SESSION_COOKIE_AGE`. On `file:///DIR` the file is found and aged with
+/// `SESSION_COOKIE_NAME` and `SESSION_COOKIE_AGE`. No other setting is read.
 ///
 /// Only the key's first four characters are printed. The session is
 /// printed as `decode` prints one (UTF-8, keys in stored order).
@@ -43,9 +44,10 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
     // The SQL stores verify what they read with the Django project's keys.
     let signer = signer_from_env()?;
     let url = &args.store.store;
-    let store = match Store::open_args(&args.store, signer).await? {
+    let settings = cookie_settings_from_env()?;
+    let store = match Store::open_args(&args.store, &settings, signer).await? {
         // A signed cookie's validity is measured against SESSION_COOKIE_AGE.
-        Store::SignedCookies(s) => Store::SignedCookies(s.with_max_age(cookie_age_from_env()?)),
+        Store::SignedCookies(s) => Store::SignedCookies(s.with_max_age(settings.cookie_age)),
         other => other,
     };
     let record = match store.load(&key).await {
@@ -77,12 +79,17 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `SESSION_COOKIE_AGE` from the environment (Django's default when unset).
-fn cookie_age_from_env() -> anyhow::Result<i64> {
-    let settings = Settings::from_lookup(|name| match name {
+/// `SESSION_COOKIE_NAME` and `SESSION_COOKIE_AGE` from the environment
+/// (Django's defaults when unset), the settings `inspect` reads besides the
+/// keys: where a file store's files are, how long a session lives.
+fn cookie_settings_from_env() -> Result<Settings, UsageError> {
+    let mut settings = Settings::from_lookup(|name| match name {
         "SESSION_COOKIE_AGE" => std::env::var(name).ok(),
         _ => None,
     })
     .map_err(|e| UsageError(e.to_string()))?;
-    Ok(settings.cookie_age)
+    if let Ok(name) = std::env::var("SESSION_COOKIE_NAME") {
+        settings.cookie_name = name;
+    }
+    Ok(settings)
 }

@@ -13,9 +13,12 @@ use crate::store_url::Store;
 ///
 /// # Errors
 ///
-/// The store cannot be opened or the DDL fails.
+/// Invalid settings (a [`UsageError`](crate::cmd::UsageError)), a store
+/// that cannot be opened, or DDL that fails.
 pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
-    let store = Store::open_args(args, crate::store_url::signer_for_maintenance()).await?;
+    let settings = crate::cmd::settings_from_env()?;
+    let signer = crate::cmd::maintenance_signer(&settings);
+    let store = Store::open_args(args, &settings, signer).await?;
     if !store.is_server_side() {
         println!(
             "{}: nothing to migrate: sessions live in the signed cookie, not in a table",

@@ -60,6 +60,27 @@ pub fn error_message(error: &anyhow::Error) -> String {
     message
 }
 
+/// Every setting from the environment ([`Settings::from_env`]), as `serve`,
+/// `migrate` and `clearsessions` read them.
+///
+/// # Errors
+///
+/// A [`UsageError`] naming the first setting that is invalid: a command
+/// never runs with settings other than the ones given.
+pub fn settings_from_env() -> Result<Settings, UsageError> {
+    Settings::from_env().map_err(|e| UsageError(format!("invalid settings: {e}")))
+}
+
+/// The signer of `migrate`, and of `clearsessions` on a store that keeps
+/// its own expiry dates (a database): `settings`' keys when set, else a
+/// placeholder, since those commands only run DDL and deletes by date.
+#[must_use]
+pub fn maintenance_signer(settings: &Settings) -> Signer {
+    settings
+        .signer()
+        .unwrap_or_else(|_| Signer::new("sesame: maintenance commands never sign session data"))
+}
+
 /// The keys `SECRET_KEY` and `SECRET_KEY_FALLBACKS` name, read as
 /// [`Settings::from_env`] reads them; other settings are not read, so a bad
 /// `SESSION_*` variable does not stop `decode` or `encode`.

@@ -7,6 +7,7 @@ use sesame::Settings;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
+use crate::cmd::UsageError;
 use crate::secret_key::{self, Origin};
 use crate::store_url::Store;
 
@@ -17,7 +18,7 @@ use crate::store_url::Store;
 ///
 /// As [`serve`].
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let settings = Settings::from_env().context("invalid settings")?;
+    let settings = crate::cmd::settings_from_env()?;
     serve(args, settings, shutdown_signal()).await
 }
 
@@ -32,8 +33,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 ///
 /// # Errors
 ///
-/// Inconsistent settings, a store that cannot be opened or migrated, a key
-/// file that cannot be read or written, an address that cannot be bound.
+/// Inconsistent settings (a [`UsageError`]), a store that cannot be opened
+/// or migrated, a key file that cannot be read or written, an address that
+/// cannot be bound.
 pub async fn serve(
     args: ServeArgs,
     mut settings: Settings,
@@ -42,7 +44,9 @@ pub async fn serve(
     if let Some(policy) = args.outage_policy {
         settings.outage_policy = policy;
     }
-    settings.validate().context("invalid settings")?;
+    settings
+        .validate()
+        .map_err(|e| UsageError(format!("invalid settings: {e}")))?;
     let url = &args.store.store;
     if settings.secret_key.is_none() {
         let secret = secret_key::load_or_create(&url.secret_key_path())?;
@@ -59,7 +63,7 @@ pub async fn serve(
         settings.secret_key = Some(secret.key);
     }
     let signer = settings.signer().context("invalid settings")?;
-    let store = Store::open_args(&args.store, signer).await?;
+    let store = Store::open_args(&args.store, &settings, signer).await?;
     if store.is_server_side() {
         store
             .migrate()
