@@ -35,6 +35,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod demo;
+pub mod logging;
 pub mod secret_key;
 pub mod store_url;
 

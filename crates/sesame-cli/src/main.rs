@@ -32,9 +32,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`; see
+/// [`sesame_cli::logging::filter`]).
 fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = EnvFilter::try_new(sesame_cli::logging::filter(rust_log.as_deref()))
+        .unwrap_or_else(|_| EnvFilter::new(sesame_cli::logging::filter(None)));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
