@@ -38,9 +38,26 @@ pub enum Command {
     )]
     Serve(ServeArgs),
     /// Create the session table and its index if they do not exist.
+    #[command(
+        long_about = "Create the session table and its index if they do not exist, and say \
+        where.\n\n\
+        On file:///DIR: create the directory and its lock files, and check that a session file \
+        can be written there. Redis, memcached, memory: and signed-cookies: have nothing to \
+        create (they keep no schema). Reads the settings serve reads, and stops at an invalid one."
+    )]
     Migrate(StoreArgs),
     /// Remove expired sessions and print how many were removed (Django's
     /// clearsessions).
+    #[command(
+        long_about = "Remove expired sessions and print how many were removed (Django's \
+        clearsessions).\n\n\
+        Reads the settings serve reads, and stops at an invalid one. On file:///DIR a \
+        session's expiry is in its signed data: SECRET_KEY (and SECRET_KEY_FALLBACKS, \
+        SESSION_COOKIE_NAME, SESSION_COOKIE_AGE) must be the ones serve runs with; without \
+        SECRET_KEY, or when no session file verifies with the keys, nothing is deleted. \
+        Redis, memcached, memory: and signed-cookies: have nothing to clear (they expire \
+        sessions themselves, or keep none). Never creates a database."
+    )]
     Clearsessions(StoreArgs),
     /// Read one signed value on stdin and print the session it holds as JSON
     /// (`{}` and a warning when Django would see an empty session).
@@ -71,10 +88,12 @@ pub enum Command {
         long_about = "Print the live session stored under KEY as one line of JSON: \
         {\"session_key\": \"abcd…\", \"expire_date\": RFC 3339, \"session\": {…}}. \
         The key is never printed whole.\n\n\
-        Reads SECRET_KEY and SECRET_KEY_FALLBACKS to verify the stored data.\n\n\
+        Reads SECRET_KEY and SECRET_KEY_FALLBACKS to verify the stored data (and \
+        SESSION_COOKIE_NAME, SESSION_COOKIE_AGE on file:// and signed-cookies:). Not on \
+        memory: or sqlite::memory:, whose sessions only the serving process sees.\n\n\
         Exit status 1: no live session under KEY (absent or expired), data that does not \
-        verify with those keys, or a store that fails; 2: KEY is not a session key, or \
-        SECRET_KEY is unset."
+        verify with those keys, no such database or table, or a store that fails; 2: KEY \
+        is not a session key, the store is memory:, or SECRET_KEY is unset."
     )]
     Inspect(InspectArgs),
 }

@@ -663,6 +663,27 @@ impl Store {
         }
     }
 
+    /// Where a PostgreSQL or MySQL store's table is, as the driver resolved
+    /// the URL (defaults and `PG*` variables included): `database app, user
+    /// app, on db.internal:5432`; `None` for other stores.
+    #[must_use]
+    pub fn location(&self) -> Option<String> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => Some(postgres_location(s)),
+            #[cfg(feature = "mysql")]
+            Self::MySql(s) => Some(mysql_location(s)),
+            Self::CachedDb(s) => match s.db() {
+                #[cfg(feature = "postgres")]
+                Db::Postgres(s) => Some(postgres_location(s)),
+                #[cfg(feature = "mysql")]
+                Db::MySql(s) => Some(mysql_location(s)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether the store keeps sessions server-side: `false` for
     /// `signed-cookies:`, whose sessions live in the browser's cookie (there
     /// is no table to create and nothing to clear).
@@ -769,6 +790,37 @@ pub fn file_prefix(settings: &Settings) -> &str {
     } else {
         sesame::codec::SESSION_COOKIE_NAME
     }
+}
+
+/// See [`Store::location`]. PostgreSQL names a missing database after the user.
+#[cfg(feature = "postgres")]
+fn postgres_location(store: &PostgresStore) -> String {
+    let options = store.pool().connect_options();
+    let user = options.get_username();
+    let database = options.get_database().unwrap_or(user);
+    let host = match options.get_socket() {
+        Some(dir) => dir.display().to_string(),
+        None => options.get_host().to_owned(),
+    };
+    format!(
+        "database {database}, user {user}, on {host}:{}",
+        options.get_port()
+    )
+}
+
+/// See [`Store::location`].
+#[cfg(feature = "mysql")]
+fn mysql_location(store: &MySqlStore) -> String {
+    let options = store.pool().connect_options();
+    let database = options.get_database().unwrap_or("(none)");
+    let host = match options.get_socket() {
+        Some(path) => path.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    format!(
+        "database {database}, user {}, on {host}",
+        options.get_username()
+    )
 }
 
 #[cfg(feature = "sqlite")]

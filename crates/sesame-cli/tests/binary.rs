@@ -417,6 +417,131 @@ async fn clearsessions_on_files_never_deletes_a_live_session() {
     assert!(store.load(&live).await.unwrap().is_some());
 }
 
+/// `migrate` and `clearsessions` say what they did, or why there is nothing
+/// to do, in the store's own terms: a directory is not a table, Redis and
+/// memcached expire sessions themselves, and a URL is never followed by a
+/// second colon.
+#[tokio::test]
+async fn migrate_and_clearsessions_say_what_each_store_needs() {
+    let dir = TempDir::new("binary-messages");
+    let file = format!("file://{}", dir.path().join("sessions").display());
+    #[cfg_attr(not(any(feature = "redis", feature = "memcached")), allow(unused_mut))]
+    let mut cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (
+            vec!["--store".into(), "memory:".into()],
+            "nothing to migrate: memory: keeps sessions in the memory",
+            "nothing to clear: memory: keeps sessions in the memory",
+        ),
+        (
+            vec!["--store".into(), "sqlite::memory:".into()],
+            "nothing to migrate: sqlite://:memory: keeps",
+            "nothing to clear",
+        ),
+        (
+            vec!["--store".into(), "signed-cookies:".into()],
+            "nothing to migrate: signed-cookies: keeps sessions in the signed cookie",
+            "nothing to clear: signed-cookies: keeps",
+        ),
+        (
+            vec!["--store".into(), file.clone()],
+            "the session directory is ready in file://",
+            "removed 0 expired sessions",
+        ),
+        (
+            vec![
+                "--store".into(),
+                file.clone(),
+                "--cache".into(),
+                "memory:".into(),
+            ],
+            "the session directory is ready in file://",
+            "removed 0 expired sessions",
+        ),
+    ];
+    #[cfg(feature = "redis")]
+    if let Some(url) = sesame_conformance::env_url("redis") {
+        cases.push((
+            vec!["--store".into(), url],
+            "nothing to migrate",
+            "expires sessions itself",
+        ));
+    }
+    #[cfg(feature = "memcached")]
+    if let Some(url) = sesame_conformance::env_url("memcached") {
+        cases.push((
+            vec!["--store".into(), url],
+            "nothing to migrate",
+            "expires sessions itself",
+        ));
+    }
+    let env = [("SECRET_KEY", "k")];
+    for (store, migrated, cleared) in &cases {
+        for (command, expected) in [("migrate", migrated), ("clearsessions", cleared)] {
+            let args: Vec<&str> = std::iter::once(command)
+                .chain(store.iter().map(String::as_str))
+                .collect();
+            let (status, stdout, stderr) = run(dir.path(), &args, &env).await;
+            assert!(status.success(), "{args:?}: {stderr}");
+            assert!(stdout.contains(expected), "{args:?}: {stdout}");
+            assert_eq!(stdout.lines().count(), 1, "{args:?}: {stdout}");
+            assert!(!stdout.contains("::"), "{args:?}: {stdout}");
+            assert!(!stdout.contains("table"), "{args:?}: {stdout}");
+        }
+    }
+}
+
+/// A session directory no session can be written to fails `migrate` and
+/// `serve` at start, naming the directory, rather than every request.
+#[tokio::test]
+async fn migrate_and_serve_refuse_a_directory_they_cannot_write() {
+    let dir = TempDir::new("binary-unwritable");
+    let sessions = dir.path().join("sessions");
+    std::fs::create_dir(&sessions).unwrap();
+    // A lock file's path taken by a directory: unwritable even for root.
+    std::fs::create_dir(sessions.join(".sesame-lock-07")).unwrap();
+    let url = format!("file://{}", sessions.display());
+    let env = [("SECRET_KEY", "k")];
+    let (status, stdout, stderr) = run(dir.path(), &["migrate", "--store", &url], &env).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains(&format!("session directory {}", sessions.display())),
+        "{stderr}"
+    );
+    let args = ["serve", "--addr", "127.0.0.1:0", "--store", &url];
+    let (status, _, stderr) = run(dir.path(), &args, &env).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&sessions.display().to_string()), "{stderr}");
+}
+
+/// `inspect` and `clearsessions` never create a database: a missing SQLite
+/// file, or a file without the table, is an error that says to migrate.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn read_only_commands_create_no_database_and_say_to_migrate() {
+    let dir = TempDir::new("binary-no-db");
+    let env = [("SECRET_KEY", "k")];
+    let missing = dir.path().join("missing.sqlite3");
+    let empty = dir.path().join("empty.sqlite3");
+    std::fs::write(&empty, "").unwrap();
+    for db in [&missing, &empty] {
+        let url = format!("sqlite://{}", db.display());
+        for args in [
+            &["clearsessions", "--store", &url][..],
+            &["inspect", "--store", &url, "abcdefgh12345678"],
+        ] {
+            let (status, stdout, stderr) = run(dir.path(), args, &env).await;
+            assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
+            assert_eq!(stdout, "");
+            assert!(
+                stderr.contains(&format!("`sesame migrate --store {url}`")),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    assert!(!missing.exists());
+}
+
 /// `signed-cookies:`: the counter lives in the cookie (re-issued on every
 /// save, signed with the key file serve creates, so it survives a restart);
 /// `migrate` and `clearsessions` say there is nothing to do.
@@ -488,6 +613,8 @@ async fn serve_on_a_server(store_name: &str, url_of: impl Fn(&str) -> String) {
     let (status, stdout, stderr) = run(dir.path(), &["migrate", "--store", &store], &[]).await;
     assert!(status.success(), "{stderr}");
     assert!(stdout.contains("session table is ready"), "{stdout}");
+    // Where, as the driver resolved the URL.
+    assert!(stdout.contains("(database "), "{stdout}");
 
     let server = Server::start(dir.path(), &store, "serve.log", &[]).await;
     let (n, key) = server.counter(None).await;
@@ -501,6 +628,9 @@ async fn serve_on_a_server(store_name: &str, url_of: impl Fn(&str) -> String) {
     assert_eq!(whoami["session"]["counter"], serde_json::json!(2));
     let (status, log) = server.terminate().await;
     assert!(status.success(), "{log}");
+    // The table exists: PostgreSQL's "already exists, skipping" notices are
+    // not logged at RUST_LOG=info.
+    assert!(!log.contains("already exists"), "{log}");
     // The server's password, if the URL has one, never reaches the log.
     let userinfo = url
         .split_once("://")

@@ -552,6 +552,19 @@ mod inspect {
     }
 }
 
+#[tokio::test]
+async fn inspect_refuses_a_store_only_the_serving_process_sees() {
+    let env = [("SECRET_KEY", "k".to_owned())];
+    for url in ["memory:", "sqlite::memory:"] {
+        let run = sesame(&["inspect", "--store", url, "abcdefgh12345678"], &env, b"").await;
+        assert_eq!(run.code(), Some(2), "{run:?}");
+        assert!(
+            run.stderr.contains("memory of the process serving them"),
+            "{run:?}"
+        );
+    }
+}
+
 /// `inspect` on the database server `SESAME_TEST_<STORE>_URL` names (a skip
 /// line when unset): a session the library wrote there, then an absent one.
 #[cfg(any(feature = "postgres", feature = "mysql"))]

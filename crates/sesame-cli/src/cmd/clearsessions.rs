@@ -8,8 +8,10 @@ use sesame::{SessionKey, Settings};
 use time::OffsetDateTime;
 
 use crate::cli::StoreArgs;
-use crate::cmd::{UsageError, maintenance_signer, settings_from_env};
-use crate::store_url::{Store, StoreUrl, file_prefix};
+use crate::cmd::{
+    UsageError, maintenance_signer, migrate_hint, require_existing_database, settings_from_env,
+};
+use crate::store_url::{Store, StoreUrl, Upkeep, file_prefix};
 
 /// Opens the store, removes every expired session and prints how many.
 ///
@@ -25,18 +27,25 @@ use crate::store_url::{Store, StoreUrl, file_prefix};
 /// by its mtime alone, as Django does, deleting live sessions whose
 /// `set_expiry()` outlasts `SESSION_COOKIE_AGE`.
 ///
-/// Stores that expire records on their own (none of the CLI's so far)
-/// report 0. On `signed-cookies:` nothing is stored: it says so and succeeds,
-/// as Django's `signed_cookies` `clear_expired` does nothing.
+/// Redis and memcached expire sessions themselves (by TTL), `memory:` keeps
+/// them in the serving process, `signed-cookies:` in the cookie: there it
+/// says that there is nothing to clear, and succeeds, as Django's
+/// `clear_expired` does nothing for its `cache` and `signed_cookies`
+/// engines. With `--cache`, the database is cleared; the cache's copies
+/// expire by its TTL.
+///
+/// It never creates a database: an SQLite file that does not exist, or a
+/// table that does not, is an error that says to run `sesame migrate`.
 ///
 /// # Errors
 ///
 /// A [`UsageError`] for invalid settings, or for `file:///DIR` without
-/// `SECRET_KEY`; a directory whose files none verifies; a store that cannot
-/// be opened; a delete that fails.
+/// `SECRET_KEY`; a directory whose files none verifies; a database or table
+/// that does not exist; a store that cannot be opened; a delete that fails.
 pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
     let settings = settings_from_env()?;
-    let signer = match &args.store {
+    let url = &args.store;
+    let signer = match url {
         StoreUrl::File(dir) => {
             let signer = settings.signer().map_err(|_| {
                 UsageError(
@@ -52,19 +61,25 @@ pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
         }
         _ => maintenance_signer(&settings),
     };
+    require_existing_database(url)?;
     let store = Store::open_args(args, &settings, signer).await?;
-    if !store.is_server_side() {
-        println!(
-            "{}: nothing to clear: signed-cookie sessions are stored nowhere, and each \
-             expires on its own after SESSION_COOKIE_AGE",
-            args.store
-        );
+    let nothing_to_clear = match url.upkeep() {
+        Upkeep::Table | Upkeep::Directory => None,
+        Upkeep::ExpiresItself => Some("expires sessions itself (by their TTL)"),
+        Upkeep::InProcess => Some("keeps sessions in the memory of the process serving them"),
+        Upkeep::InCookie => Some(
+            "keeps sessions in the signed cookie, stored nowhere, and each expires on its own \
+             after SESSION_COOKIE_AGE",
+        ),
+    };
+    if let Some(why) = nothing_to_clear {
+        println!("nothing to clear: {url} {why}");
         return Ok(());
     }
-    let removed = store
-        .clear_expired()
-        .await
-        .with_context(|| format!("cannot remove expired sessions from {}", args.store))?;
+    let removed = store.clear_expired().await.map_err(|e| {
+        let hint = migrate_hint(&e, url);
+        anyhow::Error::new(e).context(format!("cannot remove expired sessions from {url}{hint}"))
+    })?;
     let noun = if removed == 1 { "session" } else { "sessions" };
     println!("removed {removed} expired {noun}");
     Ok(())

@@ -8,8 +8,8 @@ use sesame::{KeyKind, SessionKey, Settings};
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::InspectArgs;
-use crate::cmd::{UsageError, signer_from_env};
-use crate::store_url::{Store, StoreUrl};
+use crate::cmd::{UsageError, migrate_hint, require_existing_database, signer_from_env};
+use crate::store_url::{Store, StoreUrl, Upkeep};
 
 /// Prints the live session stored under `args.key` as one line of JSON:
 /// `{"session_key": "abcd…", "expire_date": "<RFC 3339>", "session": {…}}`.
@@ -25,10 +25,13 @@ use crate::store_url::{Store, StoreUrl};
 /// # Errors
 ///
 /// A [`UsageError`] (exit status 2) when the key does not have a session
-/// key's shape (checked before the store is opened) or `SECRET_KEY` is
-/// unset. Other errors exit with status 1: no live session under the key
-/// (absent or expired), a store that cannot be opened or read, or stored
-/// data that cannot be decoded with the keys given (where Django's
+/// key's shape (checked before the store is opened), the store is
+/// `memory:` or `sqlite::memory:` (which only the serving process sees), or
+/// `SECRET_KEY` is unset. Other errors exit with status 1: no live session
+/// under the key (absent or expired), an SQLite file or a session table
+/// that does not exist (the message says to run `sesame migrate`; the file
+/// is never created), a store that cannot be opened or read, or stored data
+/// that cannot be decoded with the keys given (where Django's
 /// `get_decoded()` returns `{}`, this says why).
 pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
     // On signed-cookies: the key is the cookie value, the session itself.
@@ -41,9 +44,18 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
             "KEY is not a session key ({e}); the sessionid cookie's value is one"
         ))
     })?;
+    let url = &args.store.store;
+    if url.upkeep() == Upkeep::InProcess {
+        return Err(UsageError(format!(
+            "{url} keeps sessions in the memory of the process serving them, where no other \
+             process can see them: inspect a store that keeps them outside (a database, \
+             file://, Redis, memcached)"
+        ))
+        .into());
+    }
     // The SQL stores verify what they read with the Django project's keys.
     let signer = signer_from_env()?;
-    let url = &args.store.store;
+    require_existing_database(url)?;
     let settings = cookie_settings_from_env()?;
     let store = match Store::open_args(&args.store, &settings, signer).await? {
         // A signed cookie's validity is measured against SESSION_COOKIE_AGE.
@@ -61,8 +73,12 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
             key.redacted()
         ),
         Err(e) => {
+            let hint = migrate_hint(&e, url);
             return Err(e).with_context(|| {
-                format!("cannot read the session under {} in {url}", key.redacted())
+                format!(
+                    "cannot read the session under {} in {url}{hint}",
+                    key.redacted()
+                )
             });
         }
     };

@@ -13,6 +13,8 @@ use std::io::Read as _;
 use sesame::Settings;
 use sesame::codec::{MAX_SESSION_DATA_LEN, Signer};
 
+use crate::store_url::{StoreUrl, Upkeep};
+
 /// An error in what the user gave (arguments, environment, stdin) rather
 /// than in the store: the command exits with status 2, as for clap's usage
 /// errors, where other failures exit with 1.
@@ -79,6 +81,51 @@ pub fn maintenance_signer(settings: &Settings) -> Signer {
     settings
         .signer()
         .unwrap_or_else(|_| Signer::new("sesame: maintenance commands never sign session data"))
+}
+
+/// Fails when `url` names an SQLite file that does not exist, so that a
+/// command that only reads or deletes never creates an empty database.
+///
+/// # Errors
+///
+/// The file does not exist; the message says to run `sesame migrate`.
+pub fn require_existing_database(url: &StoreUrl) -> anyhow::Result<()> {
+    match url {
+        StoreUrl::Sqlite(path) if url.upkeep() == Upkeep::Table && !path.exists() => {
+            anyhow::bail!(
+                "there is no SQLite database at {}: create it and its session table with \
+                 `sesame migrate --store {url}`",
+                path.display()
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `": the session table does not exist: …"` when `error` says that
+/// Django's table (or a file store's directory) is missing, naming the
+/// command that creates it; else `""`.
+#[must_use]
+pub fn migrate_hint(error: &sesame::Error, url: &StoreUrl) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        let text = e.to_string();
+        let no_table = text.contains(sesame::codec::DB_TABLE)
+            && ["no such table", "does not exist", "doesn't exist"]
+                .iter()
+                .any(|says| text.contains(says));
+        let no_dir = matches!(url, StoreUrl::File(_))
+            && e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        if no_table || no_dir {
+            let what = if no_dir { "directory" } else { "table" };
+            return format!(
+                ": the session {what} does not exist: create it with `sesame migrate --store {url}`"
+            );
+        }
+        cause = e.source();
+    }
+    String::new()
 }
 
 /// The keys `SECRET_KEY` and `SECRET_KEY_FALLBACKS` name, read as
@@ -215,6 +262,27 @@ mod tests {
             .context("cannot read")
             .context("inspect");
         assert_eq!(error_message(&err), "inspect: cannot read: no such table");
+    }
+
+    #[test]
+    fn a_missing_table_or_directory_gets_a_hint_to_migrate() {
+        let pg: StoreUrl = "postgres://u@h/db".parse().unwrap();
+        for says in [
+            "error returned from database: relation \"django_session\" does not exist",
+            "error returned from database: 1146 (42S02): Table 'x.django_session' doesn't exist",
+            "no such table: django_session",
+        ] {
+            let hint = migrate_hint(&sesame::Error::backend(says), &pg);
+            assert!(
+                hint.contains("`sesame migrate --store postgres://u@h/db`"),
+                "{says}"
+            );
+        }
+        let other = sesame::Error::backend("database \"db\" does not exist");
+        assert_eq!(migrate_hint(&other, &pg), "");
+        let dir: StoreUrl = "file:///nowhere".parse().unwrap();
+        let gone = sesame::Error::backend(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(migrate_hint(&gone, &dir).contains("session directory does not exist"));
     }
 
     #[test]

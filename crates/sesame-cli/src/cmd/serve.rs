@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use crate::cli::ServeArgs;
 use crate::cmd::UsageError;
 use crate::secret_key::{self, Origin};
-use crate::store_url::Store;
+use crate::store_url::{Store, Upkeep};
 
 /// Serves the demo until Ctrl-C or SIGTERM, with settings from the
 /// environment ([`Settings::from_env`]).
@@ -64,17 +64,24 @@ pub async fn serve(
     }
     let signer = settings.signer().context("invalid settings")?;
     let store = Store::open_args(&args.store, &settings, signer).await?;
-    if store.is_server_side() {
-        store
-            .migrate()
-            .await
-            .with_context(|| format!("cannot create the session table in {url}"))?;
-        tracing::info!(store = %url, "session table ready");
-    } else {
-        tracing::info!(
+    crate::cmd::migrate::prepare(&store, url).await?;
+    let location = store.location();
+    match url.upkeep() {
+        Upkeep::Table => {
+            tracing::info!(store = %url, location = location.as_deref(), "session table ready");
+        }
+        Upkeep::Directory => tracing::info!(store = %url, "session directory ready"),
+        Upkeep::ExpiresItself => {
+            tracing::info!(store = %url, "sessions expire by the server's own TTL");
+        }
+        Upkeep::InProcess => tracing::info!(
+            store = %url,
+            "sessions live in this process's memory: they are lost when it stops"
+        ),
+        Upkeep::InCookie => tracing::info!(
             store = %url,
             "sessions live in the signed cookie (signed with SECRET_KEY; valid for SESSION_COOKIE_AGE)"
-        );
+        ),
     }
     if !settings.cookie_secure {
         tracing::info!("SESSION_COOKIE_SECURE is off: turn it on in production (HTTPS)");
