@@ -114,8 +114,10 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "POLICY",
-        value_parser = clap::value_parser!(sesame::OutagePolicy),
-        help = "What requests get while the store is down or slower than SESAME_STORE_TIMEOUT:                 fail-closed (503 + Retry-After, the default) or fail-open (an empty, unsaved                 session and no Set-Cookie). Overrides SESAME_OUTAGE_POLICY"
+        value_parser = parse_outage_policy,
+        help = "What requests get while the store is down or slower than SESAME_STORE_TIMEOUT: \
+                fail-closed (503 + Retry-After, the default) or fail-open (an empty, unsaved \
+                session and no Set-Cookie). Overrides SESAME_OUTAGE_POLICY"
     )]
     pub outage_policy: Option<sesame::OutagePolicy>,
     /// Where sessions are kept.
@@ -224,6 +226,18 @@ pub fn parse_salt(value: &str) -> Result<String, String> {
     })
 }
 
+/// Parses `--outage-policy`: `fail-closed` or `fail-open`.
+///
+/// # Errors
+///
+/// Any other value; the message names no environment variable, since the
+/// flag was used.
+pub fn parse_outage_policy(value: &str) -> Result<sesame::OutagePolicy, String> {
+    value
+        .parse()
+        .map_err(|_| "expected fail-closed or fail-open".to_owned())
+}
+
 /// Checks `--addr`: `HOST:PORT`, with an IPv6 address in brackets and a
 /// port from 0 to 65535 (0: any free port); the host is resolved when
 /// `serve` binds.
@@ -300,7 +314,32 @@ mod tests {
             };
             assert_eq!(args.outage_policy, Some(policy));
         }
-        assert!(Cli::try_parse_from(["sesame", "serve", "--outage-policy", "maybe"]).is_err());
+        let err = Cli::try_parse_from(["sesame", "serve", "--outage-policy", "maybe"]).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("expected fail-closed or fail-open"), "{err}");
+        assert!(!err.contains("SESAME_OUTAGE_POLICY"), "{err}");
+    }
+
+    #[test]
+    fn help_texts_hold_no_runs_of_spaces() {
+        fn check(command: &clap::Command) {
+            for arg in command.get_arguments() {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                assert!(!help.contains("  "), "{}: {help:?}", arg.get_id());
+            }
+            for about in [command.get_about(), command.get_long_about()]
+                .into_iter()
+                .flatten()
+            {
+                assert!(
+                    !about.to_string().contains("  "),
+                    "{}: {about}",
+                    command.get_name()
+                );
+            }
+            command.get_subcommands().for_each(check);
+        }
+        check(&Cli::command());
     }
 
     #[test]
