@@ -65,7 +65,8 @@ pub enum Command {
         about = "Read one signed value on stdin and print the session it holds as JSON \
                  ({} and a warning when Django would see an empty session)",
         long_about = "Read one signed value on stdin (session_data, or a signed_cookies cookie) \
-        and print the session it holds as one line of JSON (UTF-8, keys in stored order).\n\n\
+        and print the session it holds as one line of JSON (UTF-8, keys in stored order; \
+        Python's NaN and Infinity, which JSON lacks, as null with a warning).\n\n\
         Keys come from SECRET_KEY and SECRET_KEY_FALLBACKS (a JSON array of strings, or a \
         comma-separated list). Anything Django would turn into an empty session (bad \
         signature, expired under --max-age, malformed, not an object) prints {} with a \
@@ -78,7 +79,8 @@ pub enum Command {
     #[command(
         long_about = "Read a JSON object on stdin and print the signed value Django would store \
         for it (signed with SECRET_KEY, compressed when that is shorter).\n\n\
-        Exit status 2: the input is not a JSON object, or SECRET_KEY is unset."
+        Exit status 2: the input is not a JSON object, holds a number beyond a float's range \
+        (Django would store Infinity, which is not JSON), is over 16 MiB, or SECRET_KEY is unset."
     )]
     Encode(EncodeArgs),
     /// Print the live session stored under KEY as JSON (Django's

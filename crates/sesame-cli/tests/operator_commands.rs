@@ -410,6 +410,45 @@ async fn encode_refuses_anything_but_a_json_object() {
     assert!(run.stderr.contains("SECRET_KEY is not set"), "{run:?}");
 }
 
+/// Python's json (and so Django) reads and writes `NaN` and `Infinity`;
+/// JSON has no such numbers. `encode` refuses a number that would become
+/// one; `decode` of a session holding them still prints JSON, with `null`
+/// in their place and a warning.
+#[tokio::test]
+async fn infinity_never_reaches_the_json_printed_or_the_value_encoded() {
+    let env = [("SECRET_KEY", "k".to_owned())];
+    let run = sesame(&["encode"], &env, br#"{"a": 1e999}"#).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("Infinity"), "{run:?}");
+
+    let session = sesame::codec::json_loads(br#"{"a":Infinity,"b":[NaN,1.5],"c":-Infinity}"#)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .clone();
+    let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let signed = Signer::new("k").dumps_session(&session, sesame::codec::DB_SALT, now);
+    let run = decode(&[], &env, &signed).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(run.json(), json!({"a": null, "b": [null, 1.5], "c": null}));
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(run.stderr.contains("printed 3 NaN or Infinity"), "{run:?}");
+}
+
+#[tokio::test]
+async fn encode_of_more_than_a_session_can_hold_says_so() {
+    let env = [("SECRET_KEY", "k".to_owned())];
+    let mut big = b"{\"a\": \"".to_vec();
+    big.resize(17 * 1024 * 1024, b'x');
+    big.extend_from_slice(b"\"}");
+    for input in [big, vec![b' '; 17 * 1024 * 1024]] {
+        let run = sesame(&["encode"], &env, &input).await;
+        assert_eq!(run.code(), Some(2), "{:?}", run.stderr);
+        assert!(run.stderr.contains("more than 16 MiB"), "{:?}", run.stderr);
+    }
+}
+
 #[cfg(feature = "sqlite")]
 mod inspect {
     use sesame::backends::{Record, SessionStore as _, SqliteStore};

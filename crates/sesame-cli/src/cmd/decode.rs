@@ -13,9 +13,11 @@ use crate::cmd::{read_stdin, signer_from_env};
 /// would turn into an empty session.
 ///
 /// The output is compact JSON in UTF-8 (not Django's `\uXXXX` escapes), keys
-/// in the order they were stored, integers with all their digits, and
-/// Python's `NaN`/`Infinity` tokens for those floats. The warning says why
-/// the value was refused; it never holds the input or a key.
+/// in the order they were stored, integers with all their digits. Python's
+/// `NaN` and `Infinity`, which Django's JSON allows and JSON does not, are
+/// printed as `null`, with a warning (see [`print_json`](crate::cmd::print_json)).
+/// The warning for an empty session says why the value was refused; it
+/// never holds the input or a key.
 ///
 /// # Errors
 ///
@@ -32,8 +34,7 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
         eprintln!("warning: printing an empty session: {why}");
         SessionMap::new()
     });
-    println!("{}", serde_json::to_string(&session)?);
-    Ok(())
+    crate::cmd::print_json(serde_json::Value::Object(session))
 }
 
 /// The session in `input`, or why Django would see an empty one.

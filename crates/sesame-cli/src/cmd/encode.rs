@@ -1,7 +1,7 @@
 //! `sesame encode`: the signed value Django would store for a session.
 
 use serde_json::Value;
-use sesame::codec::{SessionMap, Signer};
+use sesame::codec::{MAX_SESSION_DATA_LEN, SessionMap, Signer};
 use time::OffsetDateTime;
 
 use crate::cli::EncodeArgs;
@@ -19,7 +19,9 @@ use crate::cmd::{UsageError, read_stdin, signer_from_env};
 ///
 /// # Errors
 ///
-/// A [`UsageError`] (exit status 2) when stdin is not a JSON object or
+/// A [`UsageError`] (exit status 2) when stdin is not a JSON object, holds
+/// a number beyond a float's range (Django would store `Infinity`, which
+/// is not JSON), is larger than a stored session can be (16 MiB), or
 /// `SECRET_KEY` is unset; stdin that cannot be read.
 pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     let signer = signer_from_env()?;
@@ -35,14 +37,39 @@ fn encode(signer: &Signer, session: &SessionMap, salt: &str, now: OffsetDateTime
 
 /// The JSON object in `input`.
 fn parse_session(input: &[u8]) -> Result<SessionMap, UsageError> {
+    if input.len() > MAX_SESSION_DATA_LEN {
+        return Err(UsageError(format!(
+            "stdin holds more than {} MiB: more than a stored session can be",
+            MAX_SESSION_DATA_LEN / (1024 * 1024)
+        )));
+    }
     // serde_json's messages give a position, never the input itself.
     match serde_json::from_slice::<Value>(input) {
+        Ok(Value::Object(map)) if map.values().any(has_non_finite) => Err(UsageError(
+            "a number is beyond a float's range (as 1e999): it would be stored as Infinity, \
+             which Django reads but JSON cannot hold; use a smaller number or a string"
+                .to_owned(),
+        )),
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(UsageError(format!(
             "expected a JSON object on stdin, got {}",
             kind(&other)
         ))),
         Err(e) => Err(UsageError(format!("stdin is not valid JSON: {e}"))),
+    }
+}
+
+/// Whether a number in `value` is a float that overflows to ±infinity
+/// (numbers are kept as their text: `arbitrary_precision`).
+fn has_non_finite(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => {
+            let text = n.as_str();
+            text.contains(['.', 'e', 'E']) && text.parse::<f64>().is_ok_and(|f| !f.is_finite())
+        }
+        Value::Array(items) => items.iter().any(has_non_finite),
+        Value::Object(map) => map.values().any(has_non_finite),
+        _ => false,
     }
 }
 
@@ -72,6 +99,8 @@ mod tests {
             (b"", "not valid JSON"),
             (b"{\"a\": NaN}", "not valid JSON"),
             (b"{\"a\": 1} {}", "not valid JSON"),
+            (b"{\"a\": 1e999}", "Infinity"),
+            (b"{\"a\": [{\"b\": -1.5e400}]}", "Infinity"),
         ] {
             let err = parse_session(input).unwrap_err();
             assert!(err.0.contains(expected), "{err}");

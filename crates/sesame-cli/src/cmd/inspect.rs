@@ -20,7 +20,8 @@ use crate::store_url::{Store, StoreUrl, Upkeep};
 /// `SESSION_COOKIE_NAME` and `SESSION_COOKIE_AGE`. No other setting is read.
 ///
 /// Only the key's first four characters are printed. The session is
-/// printed as `decode` prints one (UTF-8, keys in stored order).
+/// printed as `decode` prints one (UTF-8, keys in stored order, `NaN` and
+/// `Infinity` as `null` with a warning).
 ///
 /// # Errors
 ///
@@ -91,8 +92,7 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
         "expire_date": expire_date,
         "session": &*record.data,
     });
-    println!("{}", serde_json::to_string(&shown)?);
-    Ok(())
+    crate::cmd::print_json(shown)
 }
 
 /// `SESSION_COOKIE_NAME` and `SESSION_COOKIE_AGE` from the environment

@@ -165,24 +165,66 @@ const STDIN_LIMIT: usize = MAX_SESSION_DATA_LEN + 4096;
 /// accepts (`MAX_SESSION_DATA_LEN`), without the whitespace (such as a final
 /// newline) around it.
 ///
-/// A longer input is cut at the limit, which the callers then reject as too
-/// large.
+/// A longer input is returned cut just past the limit and untrimmed, so it
+/// is always longer than `MAX_SESSION_DATA_LEN`, which the callers reject
+/// as too large (whitespace included: it is never read whole).
 ///
 /// # Errors
 ///
 /// Reading stdin fails.
 pub fn read_stdin() -> anyhow::Result<Vec<u8>> {
-    let mut input = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(STDIN_LIMIT as u64)
-        .read_to_end(&mut input)
+    read_limited(std::io::stdin().lock())
+}
+
+fn read_limited(input: impl std::io::Read) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    input
+        .take(STDIN_LIMIT as u64 + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| anyhow::anyhow!("cannot read stdin: {e}"))?;
-    let trimmed = input.trim_ascii();
-    if trimmed.len() != input.len() {
-        input = trimmed.to_vec();
+    if bytes.len() > STDIN_LIMIT {
+        return Ok(bytes);
     }
-    Ok(input)
+    let trimmed = bytes.trim_ascii();
+    if trimmed.len() != bytes.len() {
+        bytes = trimmed.to_vec();
+    }
+    Ok(bytes)
+}
+
+/// Prints `value` as one line of JSON on stdout. Python's `NaN`,
+/// `Infinity` and `-Infinity` (which Django's JSON reads and writes, and
+/// JSON has no spelling for) are printed as `null`, and a one-line warning
+/// on stderr says how many were.
+///
+/// # Errors
+///
+/// Never in practice: writing JSON to a string does not fail.
+pub fn print_json(mut value: serde_json::Value) -> anyhow::Result<()> {
+    let replaced = null_non_finite(&mut value);
+    println!("{}", serde_json::to_string(&value)?);
+    if replaced > 0 {
+        eprintln!(
+            "warning: printed {replaced} NaN or Infinity value(s) as null: JSON has no such \
+             numbers (Python's json, and so Django, reads and writes them)"
+        );
+    }
+    Ok(())
+}
+
+/// Replaces every non-finite number in `value` with `null`; returns how many.
+fn null_non_finite(value: &mut serde_json::Value) -> usize {
+    use serde_json::Value;
+
+    match value {
+        Value::Number(n) if matches!(n.as_str(), "NaN" | "Infinity" | "-Infinity") => {
+            *value = Value::Null;
+            1
+        }
+        Value::Array(items) => items.iter_mut().map(null_non_finite).sum(),
+        Value::Object(map) => map.values_mut().map(null_non_finite).sum(),
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +325,25 @@ mod tests {
         let dir: StoreUrl = "file:///nowhere".parse().unwrap();
         let gone = sesame::Error::backend(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert!(migrate_hint(&gone, &dir).contains("session directory does not exist"));
+    }
+
+    #[test]
+    fn non_finite_numbers_become_null() {
+        let mut value =
+            sesame::codec::json_loads(b"{\"a\":Infinity,\"b\":[NaN,1.5,-Infinity],\"c\":\"NaN\"}")
+                .unwrap();
+        assert_eq!(null_non_finite(&mut value), 3);
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            r#"{"a":null,"b":[null,1.5,null],"c":"NaN"}"#
+        );
+    }
+
+    #[test]
+    fn stdin_past_the_limit_is_never_trimmed_below_it() {
+        let spaces = vec![b' '; STDIN_LIMIT + 10];
+        assert!(read_limited(&spaces[..]).unwrap().len() > MAX_SESSION_DATA_LEN);
+        assert_eq!(read_limited(&b" {} \n"[..]).unwrap(), b"{}");
     }
 
     #[test]
