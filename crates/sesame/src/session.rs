@@ -784,10 +784,12 @@ impl Session {
     ///
     /// [`Error::Missing`] when the old record was deleted (a logout) or
     /// retired (a concurrent rotation) meanwhile, [`Error::Conflict`] under
-    /// the strict policy when it was changed meanwhile, or a store error.
-    /// On any error no new record remains (unless removing it failed too).
-    /// [`Error::TooLarge`] over [`Settings::max_session_size`], or
-    /// [`Error::Unsaveable`] once this request found the store unavailable.
+    /// the strict policy when it was changed meanwhile,
+    /// [`Error::TooLarge`] over [`Settings::max_session_size`] (this
+    /// session's data, or its merge with a change saved meanwhile),
+    /// [`Error::Unsaveable`] once this request found the store unavailable,
+    /// or a store error. On any error no new record remains (unless removing
+    /// it failed too).
     ///
     /// # Django
     ///
@@ -886,6 +888,10 @@ impl Session {
                             state.version = Some(new.version.clone());
                             self.record_of(&state)
                         };
+                        // The other request's keys add to this one's: the
+                        // merged record may be over the limit either alone
+                        // was under (the caller then rolls the rotation back).
+                        self.check_size(&record)?;
                         *new = self.call(shared.store.save(&new.key, &record)).await?;
                     }
                 }
@@ -1540,6 +1546,34 @@ mod tests {
             1,
             "the refused rotation's record must be removed"
         );
+    }
+
+    /// Two sessions each under `max_session_size` alone, over it together:
+    /// the rotation's merge must not write the sum under the new key, where
+    /// every later save would fail.
+    #[tokio::test]
+    async fn a_rotation_whose_merge_is_too_large_is_rolled_back() {
+        let store = MemoryStore::new();
+        let settings = Settings {
+            max_session_size: 1000,
+            ..Settings::default()
+        };
+        let seed = Session::with_settings(store.clone(), None, settings.clone());
+        seed.insert("theme", "dark").await.unwrap();
+        seed.save().await.unwrap();
+        let old = seed.session_key().unwrap();
+        let a = Session::with_settings(store.clone(), Some(old.clone()), settings.clone());
+        let b = Session::with_settings(store.clone(), Some(old.clone()), settings);
+        a.get_value("theme").await.unwrap();
+        b.insert("big_b", "x".repeat(600)).await.unwrap();
+        b.save().await.unwrap();
+        a.insert("big_a", "y".repeat(600)).await.unwrap();
+        assert!(matches!(a.cycle_key().await, Err(Error::TooLarge { .. })));
+        assert_eq!(a.session_key(), Some(old.clone()), "the rotation undone");
+        assert!(a.outcome().frozen);
+        assert_eq!(store.len(), 1, "the new record was removed");
+        let kept = Session::new(store, Some(old));
+        assert_eq!(kept.keys().await.unwrap(), ["theme", "big_b"]);
     }
 
     #[tokio::test]
