@@ -1,6 +1,6 @@
 //! `Session`: the lazy, dict-like handle a request works with.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -64,7 +64,9 @@ pub(crate) const ROTATION_FAILED: &str = "its key rotation failed in this reques
 pub enum ConflictPolicy {
     /// Re-read the record, re-apply only the keys this session changed, and
     /// retry (bounded). Changes to distinct keys all survive; for the same key
-    /// the last save wins.
+    /// the last save wins. A key written back with the value it was loaded
+    /// with counts as unchanged (a three-way merge), so it takes the stored
+    /// value.
     #[default]
     Merge,
     /// Overwrite whatever is stored, as Django does.
@@ -145,8 +147,11 @@ struct State {
     version: Option<Version>,
     accessed: bool,
     modified: bool,
-    /// Keys changed by this session since it was loaded: re-applied on conflict.
-    changed: BTreeSet<String>,
+    /// Keys changed by this session since it was loaded, each with its
+    /// value in the stored state `data` derives from (`None`: absent; after
+    /// a `clear()`, the empty session). On conflict a key is re-applied
+    /// only if its value differs from that base: a three-way merge.
+    changed: BTreeMap<String, Option<Value>>,
     /// Whether `clear()` emptied the session since it was loaded.
     cleared: bool,
     /// A store outage was seen: the data is unknown and must not be saved.
@@ -1325,8 +1330,10 @@ impl State {
     /// Sets (`Some`) or removes (`None`) one key, recording the change.
     fn set(&mut self, key: &str, value: Option<Value>) -> Option<Value> {
         self.modified = true;
-        if !self.changed.contains(key) {
-            self.changed.insert(key.to_owned());
+        if !self.changed.contains_key(key) {
+            // A key not yet changed still holds its base value.
+            let base = self.data.get(key).cloned();
+            self.changed.insert(key.to_owned(), base);
         }
         if value.is_none() && !self.data.contains_key(key) {
             // Nothing to remove: the shared map is not copied.
@@ -1352,23 +1359,37 @@ impl State {
 
     /// Adopts `fresh` as the stored state and re-applies this session's own
     /// changes on top of it. `None` means no live record: the key is dropped.
+    ///
+    /// A changed key whose value equals its base (written back as read, or
+    /// changed and changed back) is not re-applied: this session did not
+    /// change it after all, and another request's value for it stays.
     fn rebase(&mut self, fresh: Option<(SessionKey, Record)>) {
         let (key, mut data, version) = match fresh {
             Some((key, record)) => (Some(key), SharedMap::from(record.data), record.version),
             None => (None, SharedMap::default(), None),
         };
-        if self.cleared {
+        let cleared = self.cleared;
+        if cleared {
             data.clear();
         }
-        for k in &self.changed {
-            match self.data.get(k) {
-                Some(v) => {
-                    data.make_mut().insert(k.clone(), v.clone());
+        for (k, base) in &mut self.changed {
+            let mine = self.data.get(k);
+            // After a `clear()` the base stays the empty session; otherwise
+            // it is now what `fresh` holds.
+            let theirs = if cleared { None } else { data.get(k).cloned() };
+            if mine != base.as_ref() {
+                match mine {
+                    Some(v) => {
+                        data.make_mut().insert(k.clone(), v.clone());
+                    }
+                    None if data.contains_key(k) => {
+                        data.make_mut().shift_remove(k);
+                    }
+                    None => {}
                 }
-                None if data.contains_key(k) => {
-                    data.make_mut().shift_remove(k);
-                }
-                None => {}
+            }
+            if !cleared {
+                *base = theirs;
             }
         }
         self.key = key;
@@ -1604,6 +1625,63 @@ mod tests {
             stored.get::<String>("cart").await.unwrap().as_deref(),
             Some("a")
         );
+    }
+
+    /// A writes back the cart it read, unchanged; B adds to the cart
+    /// meanwhile. A's merge must keep B's cart (A did not change it).
+    #[tokio::test]
+    async fn merge_keeps_another_requests_value_for_a_key_written_back_unchanged() {
+        let (store, s) = fresh();
+        s.insert("cart", ["apple"]).await.unwrap();
+        s.save().await.unwrap();
+        let key = s.session_key();
+        let a = Session::new(store.clone(), key.clone());
+        let b = Session::new(store.clone(), key.clone());
+        let cart: Vec<String> = a.get("cart").await.unwrap().unwrap();
+        a.insert("cart", cart).await.unwrap();
+        a.insert("seen", true).await.unwrap();
+        // Changed and changed back: no net change either.
+        a.insert("tab", 1).await.unwrap();
+        a.remove("tab").await.unwrap();
+        b.insert("cart", ["apple", "pear"]).await.unwrap();
+        b.insert("tab", 2).await.unwrap();
+        b.save().await.unwrap();
+        a.save().await.unwrap();
+        let stored = Session::new(store, key);
+        assert_eq!(
+            stored.get_value("cart").await.unwrap(),
+            Some(json!(["apple", "pear"]))
+        );
+        assert_eq!(stored.get_value("seen").await.unwrap(), Some(json!(true)));
+        assert_eq!(stored.get_value("tab").await.unwrap(), Some(json!(2)));
+    }
+
+    /// The three-way merge still re-applies a removal of a key that was
+    /// loaded, and after a `clear()` every key set since, even one set back
+    /// to the value it had before the clear.
+    #[tokio::test]
+    async fn merge_reapplies_removals_and_clears() {
+        let (store, key, a, b) = two_loaded().await;
+        a.remove("cart").await.unwrap();
+        b.insert("theme", "dark").await.unwrap();
+        b.save().await.unwrap();
+        a.save().await.unwrap();
+        let stored = Session::new(store.clone(), Some(key.clone()));
+        assert_eq!(stored.keys().await.unwrap(), ["theme"]);
+
+        let (store, key, a, b) = two_loaded().await;
+        a.clear();
+        a.insert("cart", 1).await.unwrap();
+        b.insert("cart", 2).await.unwrap();
+        b.insert("theme", "dark").await.unwrap();
+        b.save().await.unwrap();
+        a.save().await.unwrap();
+        let stored = Session::new(store, Some(key));
+        assert_eq!(stored.to_map().await.unwrap(), json_map(json!({"cart": 1})));
+    }
+
+    fn json_map(value: Value) -> SessionMap {
+        serde_json::from_value(value).unwrap()
     }
 
     #[tokio::test]
