@@ -147,13 +147,17 @@ struct State {
     version: Option<Version>,
     accessed: bool,
     modified: bool,
+    /// Counts changes to the data: a save that finds it moved on since it
+    /// took its record leaves the later changes pending.
+    generation: u64,
     /// Keys changed by this session since it was loaded, each with its
     /// value in the stored state `data` derives from (`None`: absent; after
     /// a `clear()`, the empty session). On conflict a key is re-applied
     /// only if its value differs from that base: a three-way merge.
     changed: BTreeMap<String, Option<Value>>,
-    /// Whether `clear()` emptied the session since it was loaded.
-    cleared: bool,
+    /// Whether `clear()` emptied the session since it was loaded: the
+    /// `generation` that clear gave the data.
+    cleared: Option<u64>,
     /// A store outage was seen: the data is unknown and must not be saved.
     outage: bool,
     /// `save()` wrote the session during this request: the client must be
@@ -698,7 +702,7 @@ impl Session {
             for (k, v) in entries {
                 s.set(&k, Some(v));
             }
-            s.modified = true;
+            s.mark_modified();
         })
         .await
     }
@@ -712,9 +716,9 @@ impl Session {
         let mut state = self.state();
         state.data.clear();
         state.changed.clear();
-        state.cleared = true;
+        state.mark_modified();
+        state.cleared = Some(state.generation);
         state.accessed = true;
-        state.modified = true;
     }
 
     /// Empties the session, deletes its record and drops its key: logout.
@@ -834,7 +838,7 @@ impl Session {
         state.key = Some(new.key);
         state.version = Some(new.version);
         state.changed.clear();
-        state.cleared = false;
+        state.cleared = None;
         state.modified = true;
         state.rotated = true;
         Ok(())
@@ -1113,7 +1117,7 @@ impl Session {
                 return Err(Error::Unsaveable("the session store was unavailable"));
             }
             state.changed.clear();
-            state.cleared = false;
+            state.cleared = None;
             state.modified = false;
             state.accessed = true;
             state.loaded.then(|| state.key.clone())
@@ -1152,6 +1156,9 @@ impl Session {
     /// A concurrent change to the record is resolved by the conflict policy
     /// (by default: re-read and re-apply this session's own changes). A record
     /// deleted meanwhile (a logout in another request) is never re-created.
+    /// The data is written as it was when the save began: a change made
+    /// (through a clone) while the store writes stays pending, and the
+    /// session stays modified until a later save writes it.
     ///
     /// # Errors
     ///
@@ -1193,9 +1200,9 @@ impl Session {
             return self.call(shared.store.touch(&key, until)).await;
         }
         for attempt in 1..=MAX_SAVE_ATTEMPTS {
-            let (key, mut record) = {
+            let (key, mut record, generation) = {
                 let state = self.state();
-                (state.key.clone(), self.record_of(&state))
+                (state.key.clone(), self.record_of(&state), state.generation)
             };
             self.check_size(&record)?;
             let result = match &key {
@@ -1213,10 +1220,16 @@ impl Session {
                     state.key = Some(saved.key);
                     state.version = Some(saved.version);
                     state.loaded = true;
-                    state.changed.clear();
-                    state.cleared = false;
-                    state.modified = false;
                     state.saved = true;
+                    if state.generation == generation {
+                        state.changed.clear();
+                        state.cleared = None;
+                        state.modified = false;
+                    } else {
+                        // Changed while the store wrote (a handler can save
+                        // and write at once): those changes stay to save.
+                        state.written(&record.data, generation);
+                    }
                     return Ok(());
                 }
                 Err(Error::Conflict) if policy == ConflictPolicy::Merge => {
@@ -1327,9 +1340,15 @@ impl State {
         self.current_key().is_none() && self.data.is_empty()
     }
 
+    /// Marks the data changed: to be saved, and newer than any save in flight.
+    fn mark_modified(&mut self) {
+        self.modified = true;
+        self.generation += 1;
+    }
+
     /// Sets (`Some`) or removes (`None`) one key, recording the change.
     fn set(&mut self, key: &str, value: Option<Value>) -> Option<Value> {
-        self.modified = true;
+        self.mark_modified();
         if !self.changed.contains_key(key) {
             // A key not yet changed still holds its base value.
             let base = self.data.get(key).cloned();
@@ -1354,7 +1373,21 @@ impl State {
         self.data.clear();
         self.version = None;
         self.changed.clear();
-        self.cleared = false;
+        self.cleared = None;
+    }
+
+    /// Takes `written`, saved from this session's data as it was at
+    /// generation `at`, as the stored state the data now derives from; the
+    /// changes made since stay pending, each against its written value.
+    fn written(&mut self, written: &SessionMap, at: u64) {
+        if self.cleared.is_some_and(|cleared| cleared > at) {
+            // Cleared since: the pending changes still replace everything.
+            return;
+        }
+        self.cleared = None;
+        for (k, base) in &mut self.changed {
+            *base = written.get(k).cloned();
+        }
     }
 
     /// Adopts `fresh` as the stored state and re-applies this session's own
@@ -1368,7 +1401,7 @@ impl State {
             Some((key, record)) => (Some(key), SharedMap::from(record.data), record.version),
             None => (None, SharedMap::default(), None),
         };
-        let cleared = self.cleared;
+        let cleared = self.cleared.is_some();
         if cleared {
             data.clear();
         }
@@ -1682,6 +1715,114 @@ mod tests {
 
     fn json_map(value: Value) -> SessionMap {
         serde_json::from_value(value).unwrap()
+    }
+
+    /// A `MemoryStore` whose next write, once armed, waits until the test
+    /// lets it finish: a save in flight, without timing.
+    #[derive(Clone, Default)]
+    struct Held {
+        inner: MemoryStore,
+        armed: Arc<std::sync::atomic::AtomicBool>,
+        writing: Arc<tokio::sync::Notify>,
+        finish: Arc<tokio::sync::Notify>,
+    }
+
+    impl Held {
+        async fn hold(&self) {
+            if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.writing.notify_one();
+                self.finish.notified().await;
+            }
+        }
+
+        /// Saves `s` while `meanwhile` runs against it, once the store has
+        /// the record in hand.
+        async fn save_while(&self, s: &Session, meanwhile: impl Future<Output = ()>) {
+            self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+            let (saved, ()) = tokio::join!(s.save(), async {
+                self.writing.notified().await;
+                meanwhile.await;
+                self.finish.notify_one();
+            });
+            saved.unwrap();
+        }
+    }
+
+    impl SessionStore for Held {
+        async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
+            self.inner.load(key).await
+        }
+        async fn create(&self, record: &Record) -> Result<Saved> {
+            self.hold().await;
+            self.inner.create(record).await
+        }
+        async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
+            self.hold().await;
+            self.inner.save(key, record).await
+        }
+        async fn delete(&self, key: &SessionKey) -> Result<()> {
+            self.inner.delete(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_made_while_a_save_is_in_flight_stays_to_save() {
+        let store = Held::default();
+        let s = Session::new(store.clone(), None);
+        s.insert("a", 1).await.unwrap();
+        store
+            .save_while(&s, async { s.insert("b", 2).await.unwrap() })
+            .await;
+        assert!(s.is_modified(), "b was never written");
+        s.save().await.unwrap();
+        let stored = Session::new(store.inner, s.session_key());
+        assert_eq!(stored.keys().await.unwrap(), ["a", "b"]);
+    }
+
+    /// After a save that left changes pending, a merge compares them with
+    /// what that save wrote, and a `clear()` made during it still empties
+    /// the session.
+    #[tokio::test]
+    async fn changes_left_pending_by_a_save_merge_against_what_it_wrote() {
+        let store = Held::default();
+        let seed = Session::new(store.inner.clone(), None);
+        seed.insert("cart", 1).await.unwrap();
+        seed.save().await.unwrap();
+        let key = seed.session_key();
+        let other = Session::new(store.inner.clone(), key.clone());
+        let stored = || Session::new(store.inner.clone(), key.clone());
+
+        let s = Session::new(store.clone(), key.clone());
+        s.insert("cart", 2).await.unwrap();
+        s.insert("n", 1).await.unwrap();
+        store
+            .save_while(&s, async {
+                s.insert("n", 2).await.unwrap();
+                s.insert("x", 1).await.unwrap();
+            })
+            .await;
+        // Another request reads what that save wrote and changes it.
+        other.insert("cart", 7).await.unwrap();
+        other.insert("n", 9).await.unwrap();
+        other.save().await.unwrap();
+        s.save().await.unwrap();
+        // `cart` was saved already: the later change to it stays.
+        assert_eq!(
+            stored().to_map().await.unwrap(),
+            json_map(json!({"cart": 7, "n": 2, "x": 1}))
+        );
+
+        s.insert("cart", 4).await.unwrap();
+        store
+            .save_while(&s, async {
+                s.clear();
+                s.insert("y", 1).await.unwrap();
+            })
+            .await;
+        other.insert("late", true).await.unwrap();
+        other.save().await.unwrap();
+        s.save().await.unwrap();
+        assert_eq!(stored().to_map().await.unwrap(), json_map(json!({"y": 1})));
     }
 
     #[tokio::test]

@@ -268,6 +268,96 @@ mod sqlite_two_handles {
     }
 }
 
+/// A handler that saves and writes at once (`tokio::join!`): the write made
+/// while the store holds the record is saved by the middleware, not lost.
+mod during_a_save {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::Router;
+    use axum::routing::get;
+    use http::header::SET_COOKIE;
+    use http::{Request, StatusCode};
+    use sesame::backends::{MemoryStore, Record, Saved, SessionStore};
+    use sesame::{Session, SessionKey, SessionManagerLayer};
+    use tokio::sync::Notify;
+    use tower::ServiceExt;
+
+    /// A `MemoryStore` whose first write waits until the handler lets it
+    /// finish: a save in flight, without timing.
+    #[derive(Clone, Default)]
+    struct Held {
+        inner: MemoryStore,
+        passed: Arc<AtomicBool>,
+        writing: Arc<Notify>,
+        finish: Arc<Notify>,
+    }
+
+    impl Held {
+        async fn hold(&self) {
+            if !self.passed.swap(true, Ordering::SeqCst) {
+                self.writing.notify_one();
+                self.finish.notified().await;
+            }
+        }
+    }
+
+    impl SessionStore for Held {
+        async fn load(&self, key: &SessionKey) -> sesame::Result<Option<Record>> {
+            self.inner.load(key).await
+        }
+        async fn create(&self, record: &Record) -> sesame::Result<Saved> {
+            self.hold().await;
+            self.inner.create(record).await
+        }
+        async fn save(&self, key: &SessionKey, record: &Record) -> sesame::Result<Saved> {
+            self.hold().await;
+            self.inner.save(key, record).await
+        }
+        async fn delete(&self, key: &SessionKey) -> sesame::Result<()> {
+            self.inner.delete(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_made_while_the_handler_saves_is_saved_too() {
+        let store = Held::default();
+        let held = store.clone();
+        let app = Router::new()
+            .route(
+                "/",
+                get(move |s: Session| async move {
+                    s.insert("a", 1).await?;
+                    let (saved, wrote) = tokio::join!(s.save(), async {
+                        held.writing.notified().await;
+                        let wrote = s.insert("b", 2).await;
+                        held.finish.notify_one();
+                        wrote
+                    });
+                    saved?;
+                    wrote.map(|()| "ok")
+                }),
+            )
+            .layer(SessionManagerLayer::new(store.clone()));
+        let res = app
+            .oneshot(Request::get("/").body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let key: SessionKey = res.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .and_then(|p| p.strip_prefix("sessionid="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let stored = Session::new(store.inner, Some(key));
+        assert_eq!(stored.keys().await.unwrap(), ["a", "b"]);
+    }
+}
+
 /// Any interleaving of sessions that each change their own keys equals some
 /// serial order: the one in which their saves completed.
 ///
