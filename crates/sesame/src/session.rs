@@ -1197,7 +1197,7 @@ impl Session {
         };
         if let Some((key, until)) = unchanged {
             // Nothing changed: only the expiry moves (SESSION_SAVE_EVERY_REQUEST).
-            return self.call(shared.store.touch(&key, until)).await;
+            return self.touch(key, until).await;
         }
         for attempt in 1..=MAX_SAVE_ATTEMPTS {
             let (key, mut record, generation) = {
@@ -1256,6 +1256,36 @@ impl Session {
             }
         }
         Err(Error::Conflict)
+    }
+
+    /// Moves the expiry of this unchanged session's record to `until`.
+    ///
+    /// A touch writes no data, so a conflict (another request saved the
+    /// record meanwhile; or, with a store that touches by load and save,
+    /// touched it) never fails it, whatever the policy: the record is read
+    /// again, the expiry computed from what is stored now, and the touch
+    /// tried again (bounded). A touch still losing after that is done: each
+    /// lost try was another request's write, which moved the expiry itself.
+    async fn touch(&self, key: SessionKey, mut until: OffsetDateTime) -> Result<()> {
+        let store = &self.inner.shared.store;
+        for attempt in 1..=MAX_SAVE_ATTEMPTS {
+            match self.call(store.touch(&key, until)).await {
+                Err(Error::Conflict) if attempt < MAX_SAVE_ATTEMPTS => {}
+                Err(Error::Conflict) => break,
+                other => return other,
+            }
+            backoff(attempt).await;
+            let fresh = match self.call(store.load(&key)).await {
+                Ok(fresh) => fresh,
+                Err(Error::Corrupt(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let fresh = fresh.ok_or(Error::Missing)?;
+            let mut state = self.state();
+            state.rebase(Some((key.clone(), fresh)));
+            until = self.expiry_of(&state);
+        }
+        Ok(())
     }
 
     /// The record to write now: the data and its expiry computed at this instant.

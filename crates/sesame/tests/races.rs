@@ -358,6 +358,117 @@ mod during_a_save {
     }
 }
 
+/// `SESSION_SAVE_EVERY_REQUEST`: read-only requests only move the expiry
+/// (`touch`), which writes no data, so however many run at once none fails.
+mod save_every_request {
+    use std::collections::BTreeMap;
+    use std::time::Duration as StdDuration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::Request;
+    use http::header::COOKIE;
+    use sesame::backends::{FileStore, MemoryStore, Record, Saved, SessionStore};
+    use sesame::{Session, SessionKey, SessionManagerLayer};
+    use tower::ServiceExt;
+
+    use super::sql_support::{fresh_name, signer};
+
+    /// A `MemoryStore` whose saves take a few milliseconds and which keeps
+    /// the trait's default `touch` (a load, then a compare-and-swap save),
+    /// as a store written outside this crate may.
+    #[derive(Clone, Debug)]
+    struct SlowSaves(MemoryStore);
+
+    impl SessionStore for SlowSaves {
+        async fn load(&self, key: &SessionKey) -> sesame::Result<Option<Record>> {
+            self.0.load(key).await
+        }
+        async fn create(&self, record: &Record) -> sesame::Result<Saved> {
+            self.0.create(record).await
+        }
+        async fn save(&self, key: &SessionKey, record: &Record) -> sesame::Result<Saved> {
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+            self.0.save(key, record).await
+        }
+        async fn delete(&self, key: &SessionKey) -> sesame::Result<()> {
+            self.0.delete(key).await
+        }
+    }
+
+    /// `n` read-only requests on the stored session `key`, all at once: how
+    /// many got each status.
+    async fn read_in_parallel<S: SessionStore + Clone>(
+        store: S,
+        key: &SessionKey,
+        n: usize,
+    ) -> BTreeMap<u16, usize> {
+        let app = Router::new()
+            .route(
+                "/",
+                get(|s: Session| async move { s.get_value("theme").await.map(|_| "read") }),
+            )
+            .layer(SessionManagerLayer::new(store).with_save_every_request(true));
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let request = Request::get("/")
+                    .header(COOKIE, format!("sessionid={}", key.as_str()))
+                    .body(Body::empty())
+                    .unwrap();
+                tokio::spawn(app.clone().oneshot(request))
+            })
+            .collect();
+        let mut statuses = BTreeMap::new();
+        for task in tasks {
+            let status = task.await.unwrap().unwrap().status().as_u16();
+            *statuses.entry(status).or_default() += 1;
+        }
+        statuses
+    }
+
+    async fn seed<S: SessionStore + Clone>(store: &S) -> SessionKey {
+        let s = Session::new(store.clone(), None);
+        s.insert("theme", "dark").await.unwrap();
+        s.save().await.unwrap();
+        s.session_key().unwrap()
+    }
+
+    /// `FileStore` touches by setting the mtime: the bytes (the version)
+    /// stay, so parallel touches never conflict with each other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+    async fn parallel_read_only_requests_on_a_file_store_all_succeed() {
+        let dir = std::env::temp_dir()
+            .join("sesame-tests-files")
+            .join(fresh_name());
+        let store = FileStore::new(&dir, signer());
+        store.migrate().await.unwrap();
+        let key = seed(&store).await;
+        let before = store.load(&key).await.unwrap().unwrap();
+        // The signing timestamp is in seconds: a rewrite now would differ.
+        tokio::time::sleep(StdDuration::from_millis(1100)).await;
+        let statuses = read_in_parallel(store.clone(), &key, 32).await;
+        assert_eq!(statuses, BTreeMap::from([(200, 32)]));
+        let after = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(after.version, before.version, "a touch rewrote the file");
+        assert!(
+            after.expires_at > before.expires_at,
+            "the expiry did not move"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A store with the default `touch`: each touch is a save, so parallel
+    /// touches conflict; the session retries them instead of answering 409.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+    async fn parallel_read_only_requests_on_a_default_touch_store_all_succeed() {
+        let store = SlowSaves(MemoryStore::new());
+        let key = seed(&store).await;
+        let statuses = read_in_parallel(store, &key, 16).await;
+        assert_eq!(statuses, BTreeMap::from([(200, 16)]));
+    }
+}
+
 /// Any interleaving of sessions that each change their own keys equals some
 /// serial order: the one in which their saves completed.
 ///

@@ -394,6 +394,56 @@ impl Inner {
         result
     }
 
+    /// Moves the expiry of the live session file `name` to `until` by
+    /// setting its mtime, under its lock; the bytes, so the version, stay.
+    /// With `expected`, a file whose bytes differ is [`Error::Conflict`].
+    ///
+    /// A session whose `_session_expiry` is a date expires then whatever
+    /// the mtime says: the mtime is set to now, as a save would set it.
+    fn touch(&self, name: &str, until: OffsetDateTime, expected: Option<&Version>) -> Result<()> {
+        let path = self.dir.join(name);
+        self.locked(name, || {
+            let now = OffsetDateTime::now_utc();
+            let stored = read(&path).map_err(Error::backend)?.ok_or(Error::Missing)?;
+            let data = match self.decode(&stored.bytes) {
+                Ok(data) => data,
+                // Expired is expired, readable or not, as `load` says.
+                Err(_) if self.expires_at(&SessionMap::new(), stored.mtime) <= now => {
+                    return Err(Error::Missing);
+                }
+                Err(e) => return Err(Error::Corrupt(e)),
+            };
+            if self.expires_at(&data, stored.mtime) <= now {
+                return Err(Error::Missing);
+            }
+            if expected.is_some_and(|v| v.as_bytes() != stored.bytes.as_slice()) {
+                return Err(Error::Conflict);
+            }
+            let mtime = self.mtime_for(&data, until);
+            // Opened for writing only to set the time (without blocking, as
+            // `read` opens); nothing is written.
+            let mut options = OpenOptions::new();
+            options.write(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+            match options
+                .open(&path)
+                .and_then(|file| file.set_modified(mtime))
+            {
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    // Only a file's owner may set its time (a Django process
+                    // under another user wrote it): the same bytes, renamed
+                    // over it with the new mtime, leave the version as it is.
+                    let temp = self
+                        .write_temp(name, &stored.bytes, mtime)
+                        .map_err(Error::backend)?;
+                    rename_or_remove(&temp, &path).map_err(Error::backend)
+                }
+                other => other.map_err(Error::backend),
+            }
+        })
+    }
+
     fn delete(&self, name: &str) -> Result<()> {
         let path = self.dir.join(name);
         self.locked(name, || {
@@ -733,6 +783,16 @@ impl SessionStore for FileStore {
             return Ok(());
         };
         self.blocking(move |inner| inner.delete(&name)).await
+    }
+
+    /// Moves the expiry by setting the file's mtime (under the session's
+    /// lock), without rewriting it: the version stays, so a touch never
+    /// makes a concurrent save conflict. A session whose `_session_expiry`
+    /// is a date keeps that date (the file's mtime cannot move it).
+    async fn touch(&self, key: &SessionKey, until: OffsetDateTime) -> Result<()> {
+        let name = self.inner.file_name(key).ok_or(Error::Missing)?;
+        self.blocking(move |inner| inner.touch(&name, until, None))
+            .await
     }
 
     /// Removes expired session files, and temporary or lock files left over
