@@ -1171,9 +1171,13 @@ impl Session {
     ///
     /// # Django
     ///
-    /// `session.save()`.
+    /// `session.save()`, which marks the session accessed as this does.
     pub async fn save(&self) -> Result<()> {
-        self.load(false).await?;
+        // Marks the session accessed as Django's `save()` does (it reads
+        // the data through `_get_session()`): a response whose cookie a
+        // handler's save sets must vary on `Cookie`. The middleware's own
+        // save comes after `Vary` is decided, as in Django.
+        self.load(true).await?;
         self.check_no_outage()?;
         let shared = &self.inner.shared;
         let policy = {

@@ -109,6 +109,14 @@ fn app(store: SqliteStore) -> Router {
             ),
         )
         .route(
+            "/save",
+            get(|s: Session| async move { s.save().await.map(|()| "saved") }),
+        )
+        .route(
+            "/cycle",
+            get(|s: Session| async move { s.cycle_key().await.map(|()| "cycled") }),
+        )
+        .route(
             "/flush",
             get(|s: Session| async move { s.flush().await.map(|()| "flushed") }),
         )
@@ -298,4 +306,28 @@ async fn short_key_is_deleted_like_django() {
 #[tokio::test]
 async fn flush_deletes_row_and_cookie_like_django() {
     removal_case("db_flush", "/flush").await;
+}
+
+/// A handler that only calls `save()` or `cycle_key()` varies on `Cookie`,
+/// as Django's: both read the data through `_get_session()`, which sets
+/// `accessed`. A new session's save and a rotation also send a cookie.
+#[tokio::test]
+async fn save_or_cycle_key_alone_varies_on_cookie_like_django() {
+    let vectors = vectors();
+    let (_db, store) = Db::new(&vectors).await;
+    let app = app(store);
+    for (path, cookie, sends_cookie) in [
+        ("/save", None, true),
+        ("/save", Some(DJANGO_KEY), false),
+        ("/cycle", Some(DJANGO_KEY), true),
+    ] {
+        let reply = send(&app, path, cookie).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            reply.set_cookie.is_some(),
+            sends_cookie,
+            "{path} {cookie:?}"
+        );
+        assert_eq!(reply.vary.as_deref(), Some("Cookie"), "{path} {cookie:?}");
+    }
 }
