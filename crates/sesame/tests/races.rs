@@ -469,6 +469,59 @@ mod save_every_request {
     }
 }
 
+/// The cookie a merged save sends agrees with the expiry it stored.
+mod merged_expiry {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::State;
+    use axum::routing::get;
+    use http::Request;
+    use http::header::{COOKIE, SET_COOKIE};
+    use sesame::backends::MemoryStore;
+    use sesame::{Session, SessionManagerLayer};
+    use tower::ServiceExt;
+
+    /// Loads, lets another request make the session a browser-session one,
+    /// then writes a key of its own.
+    async fn write_after_other_sets_browser_close(
+        session: Session,
+        State(store): State<MemoryStore>,
+    ) -> sesame::Result<&'static str> {
+        session.get_value("theme").await?;
+        let other = Session::new(store, session.session_key());
+        other.set_expiry(0).await?;
+        other.save().await?;
+        session.insert("x", 1).await?;
+        Ok("written")
+    }
+
+    #[tokio::test]
+    async fn a_merged_browser_close_expiry_sends_a_browser_session_cookie() {
+        let store = MemoryStore::new();
+        let seed = Session::new(store.clone(), None);
+        seed.insert("theme", "dark").await.unwrap();
+        seed.save().await.unwrap();
+        let key = seed.session_key().unwrap();
+        let app = Router::new()
+            .route("/", get(write_after_other_sets_browser_close))
+            .with_state(store.clone())
+            .layer(SessionManagerLayer::new(store.clone()));
+        let request = Request::get("/")
+            .header(COOKIE, format!("sessionid={}", key.as_str()))
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+        let stored = Session::new(store, Some(key));
+        assert_eq!(stored.get::<i64>("x").await.unwrap(), Some(1));
+        assert!(stored.expire_at_browser_close().await.unwrap());
+        assert!(
+            !cookie.contains("Max-Age") && !cookie.contains("expires"),
+            "a browser-session record got a persistent cookie: {cookie}"
+        );
+    }
+}
+
 /// Any interleaving of sessions that each change their own keys equals some
 /// serial order: the one in which their saves completed.
 ///

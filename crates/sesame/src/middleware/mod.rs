@@ -478,8 +478,6 @@ async fn save_then_cookie<B: Default>(
     outcome: Outcome,
     response: Response<B>,
 ) -> Response<B> {
-    // The cookie's lifetime is the one the session had when it was saved.
-    let lifetime = session.cookie_lifetime();
     if let Err(e) = session.save().await {
         // Fail open keeps the user's cookie, unless this request already
         // moved the session to a key the client does not know (a login's
@@ -498,6 +496,9 @@ async fn save_then_cookie<B: Default>(
         }
         return store_error(&e);
     }
+    // Read after the save: a save that merged another request's change
+    // (say `set_expiry(0)`) stored that expiry, and the cookie must agree.
+    let lifetime = session.cookie_lifetime();
     set_cookie(&session, lifetime, response)
 }
 
