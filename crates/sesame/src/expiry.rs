@@ -82,10 +82,19 @@ impl Expiry {
             Self::Default => None,
             Self::BrowserClose => Some(ExpiryValue::Seconds(0).to_json()),
             Self::IdleSeconds(s) => Some(ExpiryValue::Seconds(s).to_json()),
-            Self::In(d) => Some(ExpiryValue::At(now.saturating_add(d)).to_json()),
-            Self::At(at) => Some(ExpiryValue::At(at).to_json()),
+            Self::In(d) => Some(ExpiryValue::At(to_python_range(now.saturating_add(d))).to_json()),
+            Self::At(at) => Some(ExpiryValue::At(to_python_range(at)).to_json()),
         }
     }
+}
+
+/// `at` clamped to what Python's `datetime` holds (years 1 to 9999), so
+/// that Django, and our own reader, can parse the stored date: a time
+/// before year 1 (`Expiry::In(Duration::MIN)`) is simply long past.
+fn to_python_range(at: OffsetDateTime) -> OffsetDateTime {
+    const MIN: OffsetDateTime = time::macros::datetime!(0001-01-01 00:00:00 UTC);
+    const MAX: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999_999 UTC);
+    at.clamp(MIN, MAX)
 }
 
 /// Seconds until the session expires: Django's `get_expiry_age()`.
@@ -190,6 +199,25 @@ mod tests {
             Expiry::from(datetime!(2027-01-01 00:00 UTC)).to_stored(NOW),
             Some(json!("2027-01-01T00:00:00+00:00"))
         );
+    }
+
+    /// A date before year 1 would be stored as `-9999-…`, which no reader
+    /// parses (the session would fall back to the default age): it is
+    /// clamped to year 1, so the session is simply expired.
+    #[test]
+    fn an_expiry_before_year_one_is_stored_as_year_one_and_has_expired() {
+        for expiry in [
+            Expiry::In(Duration::MIN),
+            Expiry::At(OffsetDateTime::new_utc(
+                time::Date::MIN,
+                time::Time::MIDNIGHT,
+            )),
+        ] {
+            let stored = expiry.to_stored(NOW).unwrap();
+            assert_eq!(stored, json!("0001-01-01T00:00:00+00:00"));
+            assert!(expiry_age(Some(&stored), NOW, 100) < 0);
+            assert!(expiry_date(Some(&stored), NOW, 100) < NOW);
+        }
     }
 
     #[test]

@@ -94,11 +94,12 @@ fn attributes(out: &mut String, settings: &Settings, lifetime: Option<(i64, Offs
         out.push_str(domain);
     }
     if let Some((age, now)) = lifetime {
-        let expires = if age == 0 && now == OffsetDateTime::UNIX_EPOCH {
-            now
-        } else {
-            now.saturating_add(Duration::seconds(age))
-        };
+        // A past date is a past date: one before the epoch (an idle expiry
+        // of `i64::MIN` seconds reaches year -9999, no HTTP date) is sent
+        // as the epoch, as the removal cookie is.
+        let expires = now
+            .saturating_add(Duration::seconds(age))
+            .max(OffsetDateTime::UNIX_EPOCH);
         out.push_str("; expires=");
         http_date(out, expires);
     }
@@ -384,6 +385,17 @@ mod tests {
             push_decimal(&mut out, n);
             assert_eq!(out, n.to_string());
         }
+    }
+
+    #[test]
+    fn a_negative_max_age_sends_the_epoch_as_expires() {
+        let key: SessionKey = "ypn0ion81nfjsbqopb0uj2bwqryjvbfd".parse().unwrap();
+        let now = datetime!(2026-11-25 17:19:12 UTC);
+        assert_eq!(
+            set_cookie(&Settings::default(), &key, Some(i64::MIN), now),
+            "sessionid=ypn0ion81nfjsbqopb0uj2bwqryjvbfd; expires=Thu, 01 Jan 1970 00:00:00 GMT; \
+             HttpOnly; Max-Age=0; Path=/; SameSite=Lax"
+        );
     }
 
     #[test]
