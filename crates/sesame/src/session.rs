@@ -1270,15 +1270,25 @@ impl Session {
     /// again, the expiry computed from what is stored now, and the touch
     /// tried again (bounded). A touch still losing after that is done: each
     /// lost try was another request's write, which moved the expiry itself.
+    ///
+    /// `until` comes from the `_session_expiry` this request loaded, which
+    /// another request may have changed since (say, `set_expiry` to an
+    /// earlier date): the record is read again after the touch, and when
+    /// its `_session_expiry` differs, the session takes the stored data
+    /// (so the cookie's lifetime follows it too) and touches again with the
+    /// expiry computed from it. A save after that read sets its own expiry.
     async fn touch(&self, key: SessionKey, mut until: OffsetDateTime) -> Result<()> {
         let store = &self.inner.shared.store;
         for attempt in 1..=MAX_SAVE_ATTEMPTS {
-            match self.call(store.touch(&key, until)).await {
-                Err(Error::Conflict) if attempt < MAX_SAVE_ATTEMPTS => {}
-                Err(Error::Conflict) => break,
-                other => return other,
-            }
-            backoff(attempt).await;
+            let touched = match self.call(store.touch(&key, until)).await {
+                Ok(()) => true,
+                Err(Error::Conflict) if attempt < MAX_SAVE_ATTEMPTS => {
+                    backoff(attempt).await;
+                    false
+                }
+                Err(Error::Conflict) => return Ok(()),
+                Err(e) => return Err(e),
+            };
             let fresh = match self.call(store.load(&key)).await {
                 Ok(fresh) => fresh,
                 Err(Error::Corrupt(_)) => None,
@@ -1286,7 +1296,12 @@ impl Session {
             };
             let fresh = fresh.ok_or(Error::Missing)?;
             let mut state = self.state();
+            let same_expiry =
+                fresh.data.get(SESSION_EXPIRY_KEY) == state.data.get(SESSION_EXPIRY_KEY);
             state.rebase(Some((key.clone(), fresh)));
+            if touched && same_expiry {
+                return Ok(());
+            }
             until = self.expiry_of(&state);
         }
         Ok(())

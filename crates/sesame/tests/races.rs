@@ -366,11 +366,13 @@ mod save_every_request {
 
     use axum::Router;
     use axum::body::Body;
+    use axum::extract::State;
     use axum::routing::get;
     use http::Request;
-    use http::header::COOKIE;
+    use http::header::{COOKIE, SET_COOKIE};
     use sesame::backends::{FileStore, MemoryStore, Record, Saved, SessionStore};
     use sesame::{Session, SessionKey, SessionManagerLayer};
+    use time::OffsetDateTime;
     use tower::ServiceExt;
 
     use super::sql_support::{fresh_name, signer};
@@ -456,6 +458,51 @@ mod save_every_request {
             "the expiry did not move"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Loads, then lets another request set an absolute deadline a minute
+    /// away: this request's touch must not push it back to two weeks.
+    async fn read_while_other_sets_a_deadline(
+        session: Session,
+        State(store): State<MemoryStore>,
+    ) -> sesame::Result<&'static str> {
+        session.get_value("theme").await?;
+        let other = Session::new(store, session.session_key());
+        other
+            .set_expiry(OffsetDateTime::now_utc() + time::Duration::minutes(1))
+            .await?;
+        other.save().await?;
+        Ok("read")
+    }
+
+    #[tokio::test]
+    async fn a_touch_keeps_a_deadline_set_by_a_concurrent_request() {
+        let store = MemoryStore::new();
+        let key = seed(&store).await;
+        let app = Router::new()
+            .route("/", get(read_while_other_sets_a_deadline))
+            .with_state(store.clone())
+            .layer(SessionManagerLayer::new(store.clone()).with_save_every_request(true));
+        let request = Request::get("/")
+            .header(COOKIE, format!("sessionid={}", key.as_str()))
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let record = store.load(&key).await.unwrap().unwrap();
+        let left = record.expires_at - OffsetDateTime::now_utc();
+        assert!(
+            left <= time::Duration::minutes(1),
+            "the deadline was pushed back: {left} left"
+        );
+        let cookie = response.headers()[SET_COOKIE].to_str().unwrap();
+        let max_age: i64 = cookie
+            .split("; ")
+            .find_map(|part| part.strip_prefix("Max-Age="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((55..=60).contains(&max_age), "{cookie}");
     }
 
     /// A store with the default `touch`: each touch is a save, so parallel
