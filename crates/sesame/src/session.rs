@@ -168,6 +168,13 @@ struct State {
     /// A key rotation failed half-way: the session must not be saved again
     /// in this request (its data may belong to the new key only).
     frozen: bool,
+    /// The record under the key could not be read (corrupt data): a save
+    /// overwrites it whole, never only moves its expiry.
+    unreadable: bool,
+    /// Counts `flush()`, `cycle_key()` and `reload()`: a save that was in
+    /// flight across one of them wrote for a session that has moved on, and
+    /// must not take its key or version back.
+    epoch: u64,
     /// This session's own conflict policy, when it differs from the layer's.
     policy: Option<ConflictPolicy>,
 }
@@ -441,6 +448,7 @@ impl Session {
         }
         let mut state = self.state();
         state.rebase(found);
+        state.unreadable = corrupt;
         if corrupt && self.inner.shared.store.key_kind() == KeyKind::Signed {
             // Django's signed_cookies engine re-issues a cookie holding an
             // empty session in place of a bad one.
@@ -744,6 +752,7 @@ impl Session {
         let (doomed, others) = {
             let mut state = self.state();
             let doomed = state.key.take();
+            state.epoch += 1;
             let others: Vec<SessionKey> = state
                 .candidates
                 .iter()
@@ -837,6 +846,7 @@ impl Session {
         let mut state = self.state();
         state.key = Some(new.key);
         state.version = Some(new.version);
+        state.epoch += 1;
         state.changed.clear();
         state.cleared = None;
         state.modified = true;
@@ -1120,6 +1130,7 @@ impl Session {
             state.cleared = None;
             state.modified = false;
             state.accessed = true;
+            state.epoch += 1;
             state.loaded.then(|| state.key.clone())
         };
         let Some(key) = loaded_key else {
@@ -1193,7 +1204,9 @@ impl Session {
         let unchanged = {
             let state = self.state();
             match &state.key {
-                Some(key) if !state.modified && touchable => {
+                // An unreadable record is overwritten (Django's save writes
+                // `{}` over it): moving its expiry would keep it forever.
+                Some(key) if !state.modified && !state.unreadable && touchable => {
                     Some((key.clone(), self.expiry_of(&state)))
                 }
                 _ => None,
@@ -1204,9 +1217,14 @@ impl Session {
             return self.touch(key, until).await;
         }
         for attempt in 1..=MAX_SAVE_ATTEMPTS {
-            let (key, mut record, generation) = {
+            let (key, mut record, generation, epoch) = {
                 let state = self.state();
-                (state.key.clone(), self.record_of(&state), state.generation)
+                (
+                    state.key.clone(),
+                    self.record_of(&state),
+                    state.generation,
+                    state.epoch,
+                )
             };
             self.check_size(&record)?;
             let result = match &key {
@@ -1220,22 +1238,19 @@ impl Session {
             };
             match result {
                 Ok(saved) => {
-                    let mut state = self.state();
-                    state.key = Some(saved.key);
-                    state.version = Some(saved.version);
-                    state.loaded = true;
-                    state.saved = true;
-                    if state.generation == generation {
-                        state.changed.clear();
-                        state.cleared = None;
-                        state.modified = false;
-                    } else {
-                        // Changed while the store wrote (a handler can save
-                        // and write at once): those changes stay to save.
-                        state.written(&record.data, generation);
+                    if !self.adopt(&saved, &record, generation, epoch) && key.is_none() {
+                        // Flushed, rotated or reloaded while the store wrote
+                        // (a handler can do both at once): the session has
+                        // moved on, and the record this call created is
+                        // named by no cookie. It goes (best effort).
+                        let _ = self.call(shared.store.delete(&saved.key)).await;
                     }
                     return Ok(());
                 }
+                // The session moved on while the store wrote (see above): a
+                // save to the key it left (deleted or retired meanwhile) has
+                // nothing left to do; the session's own state is saved next.
+                Err(_) if self.state().epoch != epoch => return Ok(()),
                 Err(Error::Conflict) if policy == ConflictPolicy::Merge => {
                     let Some(key) = key else {
                         return Err(Error::Conflict);
@@ -1290,21 +1305,50 @@ impl Session {
                 Err(e) => return Err(e),
             };
             let fresh = match self.call(store.load(&key)).await {
-                Ok(fresh) => fresh,
-                Err(Error::Corrupt(_)) => None,
+                Ok(Some(fresh)) => fresh,
+                Ok(None) => return Err(Error::Missing),
+                // Made unreadable meanwhile (another app wrote it): the
+                // touch stands; the next request's load deals with it.
+                Err(Error::Corrupt(_)) => return Ok(()),
                 Err(e) => return Err(e),
             };
-            let fresh = fresh.ok_or(Error::Missing)?;
             let mut state = self.state();
             let same_expiry =
                 fresh.data.get(SESSION_EXPIRY_KEY) == state.data.get(SESSION_EXPIRY_KEY);
             state.rebase(Some((key.clone(), fresh)));
-            if touched && same_expiry {
+            // Changed meanwhile (a clone of this session): the save that
+            // writes the change sets the expiry from data that is stored.
+            if (touched && same_expiry) || state.modified {
                 return Ok(());
             }
             until = self.expiry_of(&state);
         }
         Ok(())
+    }
+
+    /// Takes the key and version a save returned, unless the session moved
+    /// on while the store wrote (`epoch` changed: flushed, rotated or
+    /// reloaded), which it reports with `false`. Changes made meanwhile
+    /// (`generation` changed) stay to save, merged against what was written.
+    fn adopt(&self, saved: &Saved, record: &Record, generation: u64, epoch: u64) -> bool {
+        let mut state = self.state();
+        if state.epoch != epoch {
+            return false;
+        }
+        state.key = Some(saved.key.clone());
+        state.version = Some(saved.version.clone());
+        state.loaded = true;
+        state.saved = true;
+        if state.generation == generation {
+            state.changed.clear();
+            state.cleared = None;
+            state.modified = false;
+        } else {
+            // Changed while the store wrote (a handler can save and write
+            // at once): those changes stay to save.
+            state.written(&record.data, generation);
+        }
+        true
     }
 
     /// The record to write now: the data and its expiry computed at this instant.
@@ -1826,6 +1870,38 @@ mod tests {
         s.save().await.unwrap();
         let stored = Session::new(store.inner, s.session_key());
         assert_eq!(stored.keys().await.unwrap(), ["a", "b"]);
+    }
+
+    /// A logout (`flush`) or a login (`cycle_key`) while a save is in
+    /// flight wins: the save does not give the session back the key it
+    /// wrote to, and a record it created for the flushed session is removed.
+    #[tokio::test]
+    async fn a_flush_or_rotation_while_a_save_is_in_flight_is_not_undone() {
+        let store = Held::default();
+        let s = Session::new(store.clone(), None);
+        s.insert("user", "7").await.unwrap();
+        store
+            .save_while(&s, async { s.flush().await.unwrap() })
+            .await;
+        assert_eq!(s.session_key(), None, "the logout stands");
+        assert!(s.is_modified());
+        assert_eq!(store.inner.len(), 0, "the created record is gone");
+
+        let s = Session::new(store.clone(), None);
+        s.insert("user", "7").await.unwrap();
+        s.save().await.unwrap();
+        let old = s.session_key().unwrap();
+        s.insert("seen", true).await.unwrap();
+        store
+            .save_while(&s, async { s.cycle_key().await.unwrap() })
+            .await;
+        let new = s.session_key().unwrap();
+        assert_ne!(new, old, "the rotation stands");
+        s.save().await.unwrap();
+        assert_eq!(s.session_key(), Some(new.clone()));
+        assert!(store.inner.load(&old).await.unwrap().is_none());
+        let stored = Session::new(store.inner, Some(new));
+        assert_eq!(stored.get_value("seen").await.unwrap(), Some(json!(true)));
     }
 
     /// After a save that left changes pending, a merge compares them with

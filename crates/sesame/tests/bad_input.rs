@@ -89,7 +89,15 @@ impl<S: SessionStore> SessionStore for Watched<S> {
 
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
         self.see(key.clone());
-        self.saw(self.inner.save(key, record).await)
+        let result = self.inner.save(key, record).await;
+        if result.is_ok() {
+            // Overwritten: readable again.
+            let mut corrupt = self.corrupt.lock().unwrap_or_else(PoisonError::into_inner);
+            if corrupt.as_ref() == Some(key) {
+                *corrupt = None;
+            }
+        }
+        self.saw(result)
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<()> {
@@ -270,6 +278,39 @@ async fn corrupt_record_is_an_empty_session_and_a_security_warning() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, "Counter : 0");
     assert_eq!(reply.new_key().expect("the cookie is refreshed"), key);
+    probe.assert_no_key_leaked(&store.keys());
+}
+
+/// With `SESSION_SAVE_EVERY_REQUEST`, a read of an unreadable record
+/// overwrites it with the empty session (Django's `save()`), rather than
+/// only moving its expiry — which would keep it unreadable, and every
+/// request reading it, forever.
+#[tokio::test]
+async fn corrupt_record_under_save_every_request_is_overwritten_not_touched() {
+    let mut probe = Probe::new();
+    let store = Watched::new(MemoryStore::new());
+    let settings = Settings {
+        save_every_request: true,
+        ..Settings::default()
+    };
+    let app = app(store.clone(), settings);
+    let key = probe
+        .send(&app, "/", &[])
+        .await
+        .new_key()
+        .expect("the first write sets a cookie");
+    store.corrupt(key.clone());
+
+    let reply = probe.send(&app, "/read", &[&cookie(&key)]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "none");
+    assert_eq!(reply.new_key().expect("the cookie is refreshed"), key);
+    let record = store.inner.load(&key).await.expect("load").expect("kept");
+    assert!(record.data.is_empty(), "overwritten with the empty session");
+    let reply = probe.send(&app, "/read", &[&cookie(&key)]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let warnings = probe.logs.lines("WARN", "sesame::security");
+    assert_eq!(warnings.len(), 1, "read again, it is readable");
     probe.assert_no_key_leaked(&store.keys());
 }
 

@@ -222,7 +222,7 @@ impl FileStore {
     /// # Errors
     ///
     /// A backend error if the directory cannot be created, a lock file
-    /// cannot be opened for writing, or no file can be created in the
+    /// cannot be opened (a directory in its place), or no file can be created in the
     /// directory (read-only file system, no permission).
     pub async fn migrate(&self) -> Result<()> {
         self.blocking(Inner::migrate).await
@@ -420,10 +420,10 @@ impl Inner {
                 return Err(Error::Conflict);
             }
             let mtime = self.mtime_for(&data, until);
-            // Opened for writing only to set the time (without blocking, as
-            // `read` opens); nothing is written.
+            // Opened only to set the time (without blocking, as `read`
+            // opens): setting it needs ownership, not write access.
             let mut options = OpenOptions::new();
-            options.write(true);
+            options.read(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
             match options
@@ -637,14 +637,19 @@ fn lock_file(path: &Path) -> Result<File> {
     }
 }
 
-/// Opens the lock file at `path` for writing, creating it (owner-only) if
-/// missing; never truncates it.
+/// Opens the lock file at `path`, creating it if missing; never truncates
+/// it. It is readable by all (it holds nothing), and a lock file another
+/// user made (`sesame migrate` run as root or a deploy user) is opened
+/// read-only: `flock` needs no write access.
 fn open_lock_file(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+    match options.open(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(path),
+        other => other,
+    }
 }
 
 /// Creates a new file that must not exist (`O_CREAT|O_EXCL`), readable by
