@@ -574,6 +574,28 @@ fn cache_keys_from_env(keys: CacheKeys) -> anyhow::Result<CacheKeys> {
 }
 
 impl Store {
+    /// Checks that `--cache`, if given, is a cache and sits in front of a
+    /// database `--store`: before anything is opened, connected or created.
+    ///
+    /// # Errors
+    ///
+    /// A [`UsageError`] naming the mistake.
+    pub fn check_args(args: &StoreArgs) -> anyhow::Result<()> {
+        if let Some(cache) = &args.cache {
+            let is_database = matches!(
+                args.store.upkeep(),
+                Upkeep::Table | Upkeep::Directory | Upkeep::InProcess
+            );
+            if !is_database {
+                return Err(UsageError(CACHE_NEEDS_A_DATABASE.to_owned()).into());
+            }
+            if !cache.is_cache() {
+                return Err(UsageError(NOT_A_CACHE.to_owned()).into());
+            }
+        }
+        Ok(())
+    }
+
     /// Opens the store `args` name: `--store`, behind `--cache` when given.
     /// A file store takes its file prefix and default age from `settings`
     /// (`SESSION_COOKIE_NAME`, `SESSION_COOKIE_AGE`), as `serve` writes them.
@@ -587,19 +609,7 @@ impl Store {
         settings: &Settings,
         signer: Signer,
     ) -> anyhow::Result<Self> {
-        // Both checked before anything is opened or connected.
-        if let Some(cache) = &args.cache {
-            let is_database = matches!(
-                args.store.upkeep(),
-                Upkeep::Table | Upkeep::Directory | Upkeep::InProcess
-            );
-            if !is_database {
-                return Err(UsageError(CACHE_NEEDS_A_DATABASE.to_owned()).into());
-            }
-            if !cache.is_cache() {
-                return Err(UsageError(NOT_A_CACHE.to_owned()).into());
-            }
-        }
+        Self::check_args(args)?;
         let store = Self::open_with(&args.store, settings, signer).await?;
         match &args.cache {
             None => Ok(store),

@@ -270,6 +270,16 @@ async fn malformed_urls_and_addresses_are_usage_errors() {
             &["serve", "--addr", "bogus", "--store", "memory:"],
             "HOST:PORT",
         ),
+        (
+            &[
+                "serve",
+                "--store",
+                "sqlite://s.sqlite3",
+                "--cache",
+                "file:///tmp",
+            ],
+            "--cache takes",
+        ),
     ] {
         let (status, stdout, stderr) = run(dir.path(), args, &[]).await;
         assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");

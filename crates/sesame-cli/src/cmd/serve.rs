@@ -48,6 +48,8 @@ pub async fn serve(
         .validate()
         .map_err(|e| UsageError(format!("invalid settings: {e}")))?;
     let url = &args.store.store;
+    // Usage errors before the key file below is created.
+    Store::check_args(&args.store)?;
     if settings.secret_key.is_none() {
         let secret = secret_key::load_or_create(&url.secret_key_path())?;
         match secret.origin {
