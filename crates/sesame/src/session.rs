@@ -1339,6 +1339,7 @@ impl Session {
         state.version = Some(saved.version.clone());
         state.loaded = true;
         state.saved = true;
+        state.unreadable = false;
         if state.generation == generation {
             state.changed.clear();
             state.cleared = None;
