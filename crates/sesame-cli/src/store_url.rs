@@ -996,34 +996,22 @@ mod tests {
         .unwrap();
         assert_eq!(store.engine(), demo::engine::CACHED_DB);
         assert!(store.is_server_side());
-        let err = Store::open_args(
-            &args("signed-cookies:", "memory:"),
-            &Settings::default(),
-            Signer::new("test"),
-        )
-        .await
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("database --store"), "{err:#}");
-        assert_eq!(crate::cmd::exit_status(&err), 2, "{err:#}");
-        let err = Store::open_args(
-            &args("memory:", "file:///tmp/x"),
-            &Settings::default(),
-            Signer::new("test"),
-        )
-        .await
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("--cache takes"), "{err:#}");
-        assert_eq!(crate::cmd::exit_status(&err), 2, "{err:#}");
-        // Checked before connecting: no server needed to be told.
-        let err = Store::open_args(
-            &args("redis://127.0.0.1:1", "memory:"),
-            &Settings::default(),
-            Signer::new("test"),
-        )
-        .await
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("database --store"), "{err:#}");
-        assert_eq!(crate::cmd::exit_status(&err), 2, "{err:#}");
+        // The Redis case is checked before connecting: no server needed.
+        for (store, cache, why) in [
+            ("signed-cookies:", "memory:", "database --store"),
+            ("memory:", "file:///tmp/x", "--cache takes"),
+            ("redis://127.0.0.1:1", "memory:", "database --store"),
+        ] {
+            let err = Store::open_args(
+                &args(store, cache),
+                &Settings::default(),
+                Signer::new("test"),
+            )
+            .await
+            .unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{err:#}");
+            assert_eq!(crate::cmd::exit_status(&err), 2, "{err:#}");
+        }
     }
 
     #[test]

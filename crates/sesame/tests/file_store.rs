@@ -84,6 +84,17 @@ fn lock_files(dir: &Path) -> Vec<fs::File> {
         .collect()
 }
 
+/// A session `{"n": 1}` created in `store`, live for an hour.
+async fn seeded(store: &FileStore) -> sesame::backends::Saved {
+    store
+        .create(&Record::new(
+            map(json!({"n": 1})),
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+        .await
+        .expect("create a session")
+}
+
 fn mtime(path: &Path) -> OffsetDateTime {
     let meta = fs::metadata(path).expect("stat a session file");
     OffsetDateTime::from(meta.modified().expect("file systems here keep mtimes"))
@@ -387,13 +398,7 @@ async fn a_full_disk_is_an_error_and_loses_nothing() {
 async fn a_file_past_the_decoders_limit_is_corrupt() {
     let dir = fresh_dir();
     let store = FileStore::new(&dir, signer());
-    let saved = store
-        .create(&Record::new(
-            map(json!({"n": 1})),
-            OffsetDateTime::now_utc() + Duration::hours(1),
-        ))
-        .await
-        .unwrap();
+    let saved = seeded(&store).await;
     // 64 MiB of zeros, sparse: four times what the decoder accepts.
     let path = store.path_of(&saved.key).unwrap();
     fs::File::options()
@@ -476,13 +481,7 @@ async fn clear_expired_removes_expired_files_and_stale_leftovers_only() {
 async fn a_lock_is_waited_for_and_dies_with_its_holder() {
     let dir = fresh_dir();
     let store = FileStore::new(&dir, signer());
-    let saved = store
-        .create(&Record::new(
-            map(json!({"n": 1})),
-            OffsetDateTime::now_utc() + Duration::hours(1),
-        ))
-        .await
-        .unwrap();
+    let saved = seeded(&store).await;
     let mut record = store.load(&saved.key).await.unwrap().unwrap();
     record.data_mut().insert("n".into(), json!(2));
     drop(lock_files(&dir)); // all 64 exist
@@ -553,13 +552,7 @@ async fn a_lock_is_waited_for_and_dies_with_its_holder() {
 async fn a_lock_file_of_an_earlier_build_blocks_nothing() {
     let dir = fresh_dir();
     let store = FileStore::new(&dir, signer());
-    let saved = store
-        .create(&Record::new(
-            map(json!({"n": 1})),
-            OffsetDateTime::now_utc() + Duration::hours(1),
-        ))
-        .await
-        .unwrap();
+    let saved = seeded(&store).await;
     let lock = dir.join(format!(".sessionid{}.lock", saved.key.as_str()));
     fs::write(&lock, "").unwrap();
     let mut record = store.load(&saved.key).await.unwrap().unwrap();
@@ -582,13 +575,7 @@ async fn a_lock_file_of_an_earlier_build_blocks_nothing() {
 async fn odd_files_in_the_directory_are_errors_not_hangs() {
     let dir = fresh_dir();
     let store = FileStore::new(&dir, signer());
-    let saved = store
-        .create(&Record::new(
-            map(json!({"n": 1})),
-            OffsetDateTime::now_utc() + Duration::hours(1),
-        ))
-        .await
-        .unwrap();
+    let saved = seeded(&store).await;
     let record = store.load(&saved.key).await.unwrap().unwrap();
     for stripe in 0..64 {
         fs::create_dir(dir.join(format!(".sesame-lock-{stripe:02}"))).unwrap();
