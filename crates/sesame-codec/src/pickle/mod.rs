@@ -71,7 +71,8 @@ pub const MAX_PICKLE_STRING_BYTES: usize = 4 * MAX_PICKLE_LEN;
 /// - [`Error::TooLarge`] for input longer than [`MAX_PICKLE_LEN`];
 /// - [`Error::Pickle`] for anything else: truncated or malformed input, bytes,
 ///   sets, protocol-0/1 text opcodes, a str that is not UTF-8 (Python's
-///   `surrogatepass` strs), ints over 4300 digits, or a result deeper than
+///   `surrogatepass` strs), ints over 4300 digits (or over 64 KiB of int
+///   bytes in all: their decimal digits cost quadratic time), or a result deeper than
 ///   [`MAX_PICKLE_DEPTH`] or bigger than [`MAX_PICKLE_ITEMS`] /
 ///   [`MAX_PICKLE_STRING_BYTES`].
 ///
@@ -415,6 +416,25 @@ mod tests {
         assert!(matches!(
             pickle_loads(&pickle_dumps(&session)),
             Err(Error::Pickle("int too long"))
+        ));
+    }
+
+    /// Many ints just under the digit limit: each costs quadratic time to
+    /// turn into digits, so their total size is bounded (seconds of CPU
+    /// per load without it).
+    #[test]
+    fn long_ints_are_bounded_in_total() {
+        let digits = "9".repeat(4299);
+        let session = |count: usize| -> SessionMap {
+            (0..count)
+                .map(|i| (format!("n{i}"), Value::Number(digits.parse().unwrap())))
+                .collect()
+        };
+        let fits = session(30);
+        assert_eq!(pickle_loads_session(&pickle_dumps(&fits)), Ok(fits));
+        assert!(matches!(
+            pickle_loads(&pickle_dumps(&session(40))),
+            Err(Error::Pickle("too many long ints"))
         ));
     }
 

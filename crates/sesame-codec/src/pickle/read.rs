@@ -14,6 +14,13 @@ use crate::json::{float_number, write_python_float};
 const MAX_LONG_BYTES: usize = 2048;
 const MAX_INT_DIGITS: usize = 4300;
 
+/// Most `LONG1`/`LONG4` payload bytes in one pickle. Turning an int into
+/// decimal digits costs time quadratic in its length (Python's pickle never
+/// does it; we must, for JSON), so many ints just under the digit limit
+/// would cost seconds of CPU per load; this keeps it to milliseconds.
+/// Thirty-odd 4300-digit ints fit: far more than a session holds.
+const MAX_LONG_BYTES_TOTAL: usize = 64 * 1024;
+
 /// A decoded object. Containers hold node ids, so a memo back-reference
 /// (`BINGET`) shares the container as Python does: items added after the
 /// reference was taken are seen through it.
@@ -32,6 +39,8 @@ struct Reader<'a> {
     stack: Vec<usize>,
     marks: Vec<usize>,
     memo: HashMap<u32, usize>,
+    /// `LONG` payload bytes read so far (see [`MAX_LONG_BYTES_TOTAL`]).
+    long_bytes: usize,
 }
 
 fn bad(why: &'static str) -> Error {
@@ -46,6 +55,7 @@ pub(super) fn loads(data: &[u8]) -> Result<Value, Error> {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        long_bytes: 0,
     };
     let root = reader.run()?;
     let mut budget = Budget::default();
@@ -158,6 +168,10 @@ impl Reader<'_> {
     fn long(&mut self, n: usize) -> Result<(), Error> {
         if n > MAX_LONG_BYTES {
             return Err(bad("int too long"));
+        }
+        self.long_bytes += n;
+        if self.long_bytes > MAX_LONG_BYTES_TOTAL {
+            return Err(bad("too many long ints"));
         }
         let text = bigint::from_le_bytes(self.take(n)?);
         if text.trim_start_matches('-').len() > MAX_INT_DIGITS {
