@@ -776,6 +776,61 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
     }
 
     #[tokio::test]
+    async fn session_data_that_is_not_utf8_is_corrupt_not_an_outage() {
+        // A `SQL_ASCII` database stores and returns any bytes as text: a row
+        // another app wrote there need not be UTF-8. It is unreadable data
+        // (an empty session, repaired by the next save), not a store outage.
+        let Some(url) = sql_support::env_url("postgres") else {
+            return;
+        };
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let db = sql_support::fresh_name();
+        sqlx::raw_sql(&format!(
+            "CREATE DATABASE \"{db}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' \
+             TEMPLATE template0"
+        ))
+        .execute(&admin)
+        .await
+        .unwrap();
+        let options = PgConnectOptions::from_str(&url).unwrap().database(&db);
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let store = PostgresStore::new(pool.clone(), sql_support::signer());
+        store.migrate().await.unwrap();
+        let key = SessionKey::generate();
+        sqlx::query(&format!(
+            "INSERT INTO \"{}\" VALUES ($1, E'eyJ\\377\\376', now() + interval '1 hour')",
+            store.table()
+        ))
+        .bind(key.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+
+        let loaded = store.load(&key).await;
+        assert!(matches!(loaded, Err(Error::Corrupt(_))), "{loaded:?}");
+        store
+            .save(&key, &Record::new(map(json!({"fresh": 1})), in_hours(1)))
+            .await
+            .unwrap();
+        let repaired = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(*repaired.data, map(json!({"fresh": 1})));
+
+        pool.close().await;
+        sqlx::raw_sql(&format!("DROP DATABASE \"{db}\""))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn table_made_with_django_ddl_is_used_unchanged() {
         let Some(url) = sql_support::env_url("postgres") else {
             return;
@@ -1022,6 +1077,40 @@ CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_
             .await
             .unwrap();
         assert!(!shifted.exists(&past.key).await.unwrap());
+        drop_table(&store).await;
+    }
+
+    #[tokio::test]
+    async fn session_data_that_is_not_utf8_is_corrupt_not_an_outage() {
+        // A text column never returns invalid UTF-8 (MariaDB refuses or
+        // replaces such bytes on insert), but a table altered to a binary
+        // type returns whatever was stored.
+        let Some(store) = store().await else { return };
+        sqlx::raw_sql(&format!(
+            "ALTER TABLE `{}` MODIFY `session_data` longblob NOT NULL",
+            store.table()
+        ))
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let key = SessionKey::generate();
+        sqlx::query(&format!(
+            "INSERT INTO `{}` VALUES (?, X'65794aFFFE', NOW(6) + INTERVAL 1 HOUR)",
+            store.table()
+        ))
+        .bind(key.as_str())
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+        let loaded = store.load(&key).await;
+        assert!(matches!(loaded, Err(Error::Corrupt(_))), "{loaded:?}");
+        store
+            .save(&key, &Record::new(map(json!({"fresh": 1})), in_hours(1)))
+            .await
+            .unwrap();
+        let repaired = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(*repaired.data, map(json!({"fresh": 1})));
         drop_table(&store).await;
     }
 

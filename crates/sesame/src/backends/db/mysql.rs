@@ -12,7 +12,7 @@ use super::{
     to_stored_time,
 };
 use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
-use crate::{Error, Result, SessionKey, Signer};
+use crate::{Error, Result, SessionKey, Signer, codec};
 
 /// MySQL's `ER_DUP_KEYNAME`: the index exists (a concurrent `migrate` made it).
 const ER_DUP_KEYNAME: u16 = 1061;
@@ -41,6 +41,8 @@ const ER_DUP_KEYNAME: u16 = 1061;
 /// `session_data` is Django's: the session signed with the [`Signer`] the
 /// store was built with (see [`Settings::signer`](crate::Settings::signer)),
 /// so a Django app with the same `SECRET_KEY` shares the table both ways.
+/// A `session_data` column altered to a binary type (`longblob`) works too;
+/// bytes in it that are not UTF-8 load as [`Error::Corrupt`].
 ///
 /// # Examples
 ///
@@ -236,7 +238,10 @@ impl SessionStore for MySqlStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let stored: String = row.try_get(0).map_err(Error::backend)?;
+        // As bytes: a column altered to a binary type may hold anything.
+        let stored: &[u8] = row.try_get(0).map_err(Error::backend)?;
+        let stored = String::from_utf8(stored.to_vec())
+            .map_err(|_| Error::Corrupt(codec::Error::Malformed("session_data is not UTF-8")))?;
         let expire_date: String = row.try_get(1).map_err(Error::backend)?;
         Ok(Some(Record {
             data: decode(&self.signer, &stored)?.into(),

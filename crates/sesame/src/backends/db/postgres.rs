@@ -11,7 +11,7 @@ use super::{
     Condition, Statements, Syntax, decode, encode, expire_index_name, quote_ansi, to_stored_time,
 };
 use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
-use crate::{Error, Result, SessionKey, Signer};
+use crate::{Error, Result, SessionKey, Signer, codec};
 
 /// The advisory lock `migrate` holds, so concurrent migrations (several
 /// replicas starting at once) do not race on `CREATE TABLE IF NOT EXISTS`.
@@ -33,6 +33,10 @@ const MIGRATE_LOCK: i64 = 0x5345_5341_4d45; // "SESAME"
 /// 9999 (UTC); saving or touching it writes a real date. A row at
 /// `'-infinity'` is expired like any past date: never loaded, removed by
 /// [`clear_expired`](SessionStore::clear_expired).
+///
+/// A `session_data` the server cannot send as UTF-8 (bytes another app
+/// wrote into a `SQL_ASCII` database) loads as [`Error::Corrupt`]: the
+/// session layer starts an empty session and its next save replaces the row.
 ///
 /// # Examples
 ///
@@ -176,6 +180,12 @@ fn is_key_taken(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
+/// The row holds bytes the server cannot convert to the connection's
+/// encoding (SQLSTATE 22021, `character_not_in_repertoire`).
+fn is_not_in_client_encoding(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.code().as_deref() == Some("22021"))
+}
+
 impl fmt::Debug for PostgresStore {
     // The pool's options hold the password; only harmless facts are shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -193,7 +203,13 @@ impl SessionStore for PostgresStore {
             .bind(OffsetDateTime::now_utc())
             .fetch_optional(&self.pool)
             .await
-            .map_err(Error::backend)?;
+            .map_err(|e| {
+                if is_not_in_client_encoding(&e) {
+                    Error::Corrupt(codec::Error::Malformed("session_data is not UTF-8"))
+                } else {
+                    Error::backend(e)
+                }
+            })?;
         let Some(row) = row else {
             return Ok(None);
         };
