@@ -84,6 +84,56 @@ fn lock_files(dir: &Path) -> Vec<fs::File> {
         .collect()
 }
 
+/// `nobody`'s user and group id.
+const NOBODY: u32 = 65534;
+
+/// Runs this binary's test `name` again as `nobody`, when this process is
+/// root: root's capabilities ignore mode bits, which the test is about.
+/// `env` is passed on; the child's temporary directory is one it may write.
+///
+/// Returns `true` when the test ran (and passed) as `nobody`, `false` when
+/// this process is not root and should run the test itself. Prints a SKIP
+/// line and returns `true` where `setpriv(1)` is missing.
+#[cfg(unix)]
+fn ran_as_nobody(name: &str, env: &[(&str, &Path)]) -> bool {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let probe = fresh_dir();
+    if fs::metadata(&probe).expect("stat a fresh directory").uid() != 0 {
+        return false;
+    }
+    fs::set_permissions(&probe, fs::Permissions::from_mode(0o777))
+        .expect("open the child's temporary directory to all");
+    let exe = std::env::current_exe().expect("this test binary");
+    let output = match std::process::Command::new("setpriv")
+        .args([
+            format!("--reuid={NOBODY}"),
+            format!("--regid={NOBODY}"),
+            "--clear-groups".to_owned(),
+        ])
+        .arg(&exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("TMPDIR", &probe)
+        .envs(env.iter().copied())
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("SKIP {name}: running as root and setpriv(1) is not installed");
+            return true;
+        }
+        Err(e) => panic!("setpriv: {e}"),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{name} as nobody ({}): {stdout}{stderr}",
+        output.status
+    );
+    true
+}
+
 /// A session `{"n": 1}` created in `store`, live for an hour.
 async fn seeded(store: &FileStore) -> sesame::backends::Saved {
     store
@@ -247,6 +297,9 @@ async fn a_directory_that_is_a_file_gives_backend_errors() {
 async fn a_read_only_directory_gives_backend_errors() {
     use std::os::unix::fs::PermissionsExt;
 
+    if ran_as_nobody("a_read_only_directory_gives_backend_errors", &[]) {
+        return;
+    }
     let dir = fresh_dir();
     let store = FileStore::new(&dir, signer());
     let record = Record::new(
@@ -258,10 +311,7 @@ async fn a_read_only_directory_gives_backend_errors() {
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
     if fs::write(dir.join("probe"), "").is_ok() {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        eprintln!(
-            "SKIP a_read_only_directory_gives_backend_errors: running as root, mode bits are ignored"
-        );
-        return;
+        panic!("a read-only directory took a write: mode bits are ignored here");
     }
     let create = store.create(&record).await;
     let save = store.save(&saved.key, &loaded).await;
@@ -307,20 +357,74 @@ async fn migrate_fails_where_a_lock_file_cannot_be_opened() {
 async fn migrate_fails_on_a_read_only_directory() {
     use std::os::unix::fs::PermissionsExt;
 
+    if ran_as_nobody("migrate_fails_on_a_read_only_directory", &[]) {
+        return;
+    }
     let dir = fresh_dir();
     let store = FileStore::new(&dir, signer());
     store.migrate().await.unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
     if fs::write(dir.join("probe"), "").is_ok() {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        eprintln!(
-            "SKIP migrate_fails_on_a_read_only_directory: running as root, mode bits are ignored"
-        );
-        return;
+        panic!("a read-only directory took a write: mode bits are ignored here");
     }
     let migrated = store.migrate().await;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
     assert!(matches!(migrated, Err(Error::Backend(_))), "{migrated:?}");
+}
+
+/// Lock files another user made (`sesame migrate` run as root, the service
+/// as its own user) cannot be opened for writing: they are opened read-only,
+/// which is all `flock` needs, and every operation works.
+#[cfg(unix)]
+#[tokio::test]
+async fn lock_files_another_user_made_are_opened_read_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    const NAME: &str = "lock_files_another_user_made_are_opened_read_only";
+    const SHARED: &str = "SESAME_TEST_SHARED_DIR";
+    let dir = if let Some(dir) = std::env::var_os(SHARED) {
+        // The run as `nobody`: root made the lock files.
+        PathBuf::from(dir)
+    } else {
+        let dir = fresh_dir();
+        FileStore::new(&dir, signer()).migrate().await.unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        if ran_as_nobody(NAME, &[(SHARED, &dir)]) {
+            return;
+        }
+        // Not root: lock files without the owner's write bit stand in for
+        // another user's.
+        for lock in fs::read_dir(&dir).unwrap() {
+            fs::set_permissions(lock.unwrap().path(), fs::Permissions::from_mode(0o444)).unwrap();
+        }
+        dir
+    };
+    assert!(
+        fs::File::options()
+            .write(true)
+            .open(dir.join(".sesame-lock-00"))
+            .is_err(),
+        "the lock files must not be writable here"
+    );
+
+    let store = FileStore::new(&dir, signer());
+    store.migrate().await.unwrap();
+    let saved = seeded(&store).await;
+    let mut record = store.load(&saved.key).await.unwrap().unwrap();
+    record.data = map(json!({"n": 2})).into();
+    store.save(&saved.key, &record).await.unwrap();
+    store
+        .touch(&saved.key, OffsetDateTime::now_utc() + Duration::hours(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        *store.load(&saved.key).await.unwrap().unwrap().data,
+        map(json!({"n": 2}))
+    );
+    store.delete(&saved.key).await.unwrap();
+    assert!(store.load(&saved.key).await.unwrap().is_none());
+    store.clear_expired().await.unwrap();
 }
 
 /// A full disk, for real: `SESAME_TEST_SMALL_FS_DIR` is a small file system
