@@ -628,11 +628,11 @@ impl Session {
     #[doc(alias = "__delitem__")]
     pub async fn remove(&self, key: &str) -> Result<Option<Value>> {
         self.with_data(|s| {
-            if s.data.contains_key(key) {
-                s.set(key, None)
-            } else {
-                None
+            let value = s.data.get(key).cloned();
+            if value.is_some() {
+                s.set(key, None);
             }
+            value
         })
         .await
     }
@@ -1441,23 +1441,24 @@ impl State {
     }
 
     /// Sets (`Some`) or removes (`None`) one key, recording the change.
-    fn set(&mut self, key: &str, value: Option<Value>) -> Option<Value> {
+    fn set(&mut self, key: &str, value: Option<Value>) {
         self.mark_modified();
-        if !self.changed.contains_key(key) {
-            // A key not yet changed still holds its base value.
-            let base = self.data.get(key).cloned();
-            self.changed.insert(key.to_owned(), base);
-        }
-        if value.is_none() && !self.data.contains_key(key) {
+        let replaced = if value.is_none() && !self.data.contains_key(key) {
             // Nothing to remove: the shared map is not copied.
-            return None;
-        }
-        let data = self.data.make_mut();
-        match (value, data.get_mut(key)) {
-            // Replacing keeps the stored key: no new `String`.
-            (Some(v), Some(slot)) => Some(std::mem::replace(slot, v)),
-            (Some(v), None) => data.insert(key.to_owned(), v),
-            (None, _) => data.shift_remove(key),
+            None
+        } else {
+            let data = self.data.make_mut();
+            match (value, data.get_mut(key)) {
+                // Replacing keeps the stored key: no new `String`.
+                (Some(v), Some(slot)) => Some(std::mem::replace(slot, v)),
+                (Some(v), None) => data.insert(key.to_owned(), v),
+                (None, _) => data.shift_remove(key),
+            }
+        };
+        if !self.changed.contains_key(key) {
+            // A key not yet changed held its base value until now: keep it
+            // (moved, not copied: this runs on every write).
+            self.changed.insert(key.to_owned(), replaced);
         }
     }
 
