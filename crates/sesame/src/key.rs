@@ -264,6 +264,45 @@ mod tests {
         assert!(a.as_str().bytes().all(|c| ALPHABET.contains(&c)));
     }
 
+    /// 10⁵ keys: no duplicate, no shared 10-character prefix (p ≈ 10⁻⁶ by chance), and every
+    /// position uniform over `[a-z0-9]` (a chi-square test per position).
+    ///
+    /// Taking `byte % 36` without rejecting the top four byte values makes
+    /// `a`–`d` 8/7 as likely as the rest: χ² ≈ 190 per position, far above
+    /// the bound of 100 (35 degrees of freedom: mean 35, p ≈ 10⁻⁸ per position
+    /// for a uniform source).
+    #[test]
+    fn generated_keys_are_unique_and_uniform_per_position() {
+        const N: usize = 100_000;
+        let mut counts = [[0_u32; 36]; KEY_LENGTH];
+        let mut keys = std::collections::HashSet::with_capacity(N);
+        let mut prefixes = std::collections::HashSet::with_capacity(N);
+        for _ in 0..N {
+            let key = SessionKey::generate();
+            for (position, b) in key.as_str().bytes().enumerate() {
+                let index = ALPHABET
+                    .iter()
+                    .position(|&c| c == b)
+                    .expect("a character of the alphabet");
+                counts[position][index] += 1;
+            }
+            assert!(
+                prefixes.insert(key.as_str()[..10].to_owned()),
+                "shared prefix"
+            );
+            assert!(keys.insert(key), "duplicate key");
+        }
+        #[allow(clippy::cast_precision_loss)] // N is far below 2^52
+        let expected = N as f64 / 36.0;
+        for (position, row) in counts.iter().enumerate() {
+            let chi2: f64 = row
+                .iter()
+                .map(|&n| (f64::from(n) - expected).powi(2) / expected)
+                .sum();
+            assert!(chi2 < 100.0, "position {position}: chi-square {chi2:.1}");
+        }
+    }
+
     #[test]
     fn bad_keys_are_rejected() {
         for raw in [
