@@ -416,7 +416,8 @@ impl Settings {
     /// # Errors
     ///
     /// A [`SettingsError`] naming the setting at fault when the cookie name is
-    /// not a valid cookie name, the age is negative, the path does not start
+    /// not a valid cookie name or too long for `name=value` to fit in 4096
+    /// bytes, the age is negative, the path does not start
     /// with `/`, `SameSite=None` comes without `Secure`, a `__Secure-` name
     /// without `Secure`, or a `__Host-` name with a domain, a path other than
     /// `/`, or without `Secure`.
@@ -430,6 +431,19 @@ impl Settings {
             return Err(SettingsError::new(
                 "SESSION_COOKIE_NAME",
                 format!("{name:?} is not a valid cookie name"),
+            ));
+        }
+        // `name=value` must fit the 4096 bytes a browser keeps for one cookie
+        // (RFC 6265 §6.1) with the longest key accepted; a longer name would
+        // make every `Set-Cookie` one the browser drops without a word.
+        if name.len() + 1 + crate::key::MAX_KEY_LENGTH > crate::backends::MAX_COOKIE_BYTES {
+            return Err(SettingsError::new(
+                "SESSION_COOKIE_NAME",
+                format!(
+                    "is {} bytes; name=value with a key must fit in {} bytes",
+                    name.len(),
+                    crate::backends::MAX_COOKIE_BYTES
+                ),
             ));
         }
         if self.cookie_age < 0 {
@@ -660,6 +674,10 @@ mod tests {
                 &[("SESSION_COOKIE_NAME", "__Host-s")],
                 "SESSION_COOKIE_NAME",
             ),
+            (
+                &[("SESSION_COOKIE_NAME", "__Secure-s")],
+                "SESSION_COOKIE_NAME",
+            ),
             (&[("SESSION_COOKIE_NAME", "a b")], "SESSION_COOKIE_NAME"),
             (&[("SESSION_COOKIE_PATH", "app")], "SESSION_COOKIE_PATH"),
             (&[("SECRET_KEY_FALLBACKS", "[1,")], "SECRET_KEY_FALLBACKS"),
@@ -683,6 +701,32 @@ mod tests {
             assert_eq!(err.setting, *setting, "{env:?}");
             assert!(err.to_string().starts_with(setting));
         }
+    }
+
+    #[test]
+    fn cookie_prefixes_and_name_length_are_checked_at_their_edges() {
+        let host = Settings {
+            cookie_name: "__Host-sessionid".to_owned(),
+            cookie_secure: true,
+            ..Settings::default()
+        };
+        assert_eq!(host.validate(), Ok(()));
+        let secure = Settings {
+            cookie_name: "__Secure-sessionid".to_owned(),
+            cookie_secure: true,
+            cookie_path: "/app".to_owned(),
+            cookie_domain: Some("example.com".to_owned()),
+            ..Settings::default()
+        };
+        assert_eq!(secure.validate(), Ok(()));
+        let named = |len: usize| Settings {
+            cookie_name: "s".repeat(len),
+            ..Settings::default()
+        };
+        let longest = crate::backends::MAX_COOKIE_BYTES - 1 - crate::key::MAX_KEY_LENGTH;
+        assert_eq!(named(longest).validate(), Ok(()));
+        let err = named(longest + 1).validate().unwrap_err();
+        assert_eq!(err.setting, "SESSION_COOKIE_NAME");
     }
 
     #[test]
