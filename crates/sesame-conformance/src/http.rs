@@ -30,6 +30,7 @@ macro_rules! http_suite {
             read_only_access_varies_on_cookie_without_saving
             vary_is_patched_not_overwritten
             flush_with_cookie_sends_a_removal_cookie
+            removal_cookie_keeps_every_attribute_of_the_cookie
             flush_without_cookie_sends_nothing
             server_error_saves_nothing
             client_error_still_saves
@@ -435,6 +436,45 @@ pub mod cases {
         if caps.revocable {
             let reply = send(&app, "/read", Some(cookie.as_bytes())).await;
             assert_eq!(reply.body, "none", "a flushed session must not come back");
+        }
+    }
+
+    /// The removal cookie carries the `Domain`, `Path`, `SameSite`, `Secure`
+    /// and `HttpOnly` of the cookie it removes (with `HttpOnly` on and off),
+    /// so a browser replaces that cookie — a `__Secure-` cookie in particular,
+    /// which only a `Secure` `Set-Cookie` may overwrite.
+    pub async fn removal_cookie_keeps_every_attribute_of_the_cookie<S: SessionStore + Clone>(
+        store: S,
+        _caps: Caps,
+    ) {
+        for httponly in [true, false] {
+            let settings = Settings {
+                cookie_name: "__Secure-sid".to_owned(),
+                cookie_domain: Some("example.com".to_owned()),
+                cookie_path: "/app".to_owned(),
+                cookie_secure: true,
+                cookie_httponly: httponly,
+                cookie_samesite: Some(SameSite::Strict),
+                ..Settings::default()
+            };
+            let app = app(store.clone(), settings);
+            let set = send(&app, "/", None).await.set_cookie().expect("a cookie");
+            let reply = send(&app, "/flush", Some(pair(&set).as_bytes())).await;
+            let removal = reply.set_cookie().expect("a removal cookie");
+            assert!(removal.starts_with("__Secure-sid=\"\";"), "{removal}");
+            for name in ["Domain", "Path", "SameSite", "Secure", "HttpOnly"] {
+                assert_eq!(
+                    attr(&removal, name),
+                    attr(&set, name),
+                    "{name}: {set} | {removal}"
+                );
+            }
+            assert_eq!(attr(&removal, "Max-Age"), Some("0"), "{removal}");
+            assert!(
+                attr(&removal, "expires").is_some_and(|e| e.contains("1970")),
+                "{removal}"
+            );
+            assert!(reply.varies_on_cookie());
         }
     }
 
