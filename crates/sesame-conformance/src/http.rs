@@ -32,6 +32,7 @@ macro_rules! http_suite {
             flush_with_cookie_sends_a_removal_cookie
             removal_cookie_keeps_every_attribute_of_the_cookie
             flush_without_cookie_sends_nothing
+            emptied_session_is_saved_and_keeps_its_cookie
             server_error_saves_nothing
             client_error_still_saves
             unknown_key_is_never_adopted
@@ -126,6 +127,10 @@ pub mod cases {
             .route(
                 "/flush",
                 get(|s: Session| async move { s.flush().await.map(|()| "flushed") }),
+            )
+            .route(
+                "/empty",
+                get(|s: Session| async move { s.remove("counter").await.map(|_| "emptied") }),
             )
             .route(
                 "/cycle",
@@ -476,6 +481,44 @@ pub mod cases {
             );
             assert!(reply.varies_on_cookie());
         }
+    }
+
+    /// A session whose last key is removed is emptied, not flushed: it is
+    /// saved (empty) under its key and its cookie is sent again, not removed
+    /// (Django's `test_empty_session_saved`).
+    pub async fn emptied_session_is_saved_and_keeps_its_cookie<S: SessionStore + Clone>(
+        store: S,
+        caps: Caps,
+    ) {
+        let kind = store.key_kind();
+        let app = app(store.clone(), Settings::default());
+        let cookie = started(&app).await;
+        let reply = send(&app, "/empty", Some(cookie.as_bytes())).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let set = reply.set_cookie().expect("the emptied session's cookie");
+        assert_eq!(
+            attr(&set, "Max-Age"),
+            Some("1209600"),
+            "not a removal: {set}"
+        );
+        assert!(reply.varies_on_cookie());
+        let emptied = pair(&set);
+        if caps.server_side {
+            assert_eq!(emptied, cookie, "the key must not change");
+            let record = store
+                .load(&key_of(&cookie, kind))
+                .await
+                .expect("store works")
+                .expect("the emptied session is still stored");
+            assert!(record.data.is_empty(), "{:?}", record.data);
+        }
+        let reply = send(&app, "/read", Some(emptied.as_bytes())).await;
+        assert_eq!(reply.body, "none");
+        assert_eq!(
+            reply.set_cookie(),
+            None,
+            "read-only: neither saved nor removed"
+        );
     }
 
     /// `flush()` without a cookie sends no cookie at all.
