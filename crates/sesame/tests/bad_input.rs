@@ -518,6 +518,66 @@ async fn quotes_control_and_path_characters_are_no_session() {
     probe.assert_no_key_leaked(&keys);
 }
 
+/// A session cookie that is not a well-formed key (empty, `""`, a path, the
+/// wrong case) is no session and costs no lookup; it, and a request carrying
+/// more than one session cookie, gives one `warn!` on `sesame::security`
+/// without the values. A single well-formed cookie, known or not, gives none.
+#[tokio::test]
+async fn malformed_or_repeated_session_cookies_are_one_security_warning_each() {
+    let mut probe = Probe::new();
+    let store = Watched::new(MemoryStore::new());
+    let counting = CountingStore::new(store.clone());
+    let app = app(counting.clone(), Settings::default());
+    let key = probe
+        .send(&app, "/", &[])
+        .await
+        .new_key()
+        .expect("the first write sets a cookie");
+    let unknown = probe.key();
+    for sent in [&key, &unknown] {
+        let reply = probe.send(&app, "/read", &[&cookie(sent)]).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let security = |probe: &Probe| probe.logs.lines("WARN", "sesame::security").len();
+    assert_eq!(security(&probe), 0, "{}", probe.logs.text());
+
+    let k = key.as_str();
+    let malformed: Vec<Vec<u8>> = vec![
+        b"sessionid=".to_vec(),
+        b"sessionid=\"\"".to_vec(),
+        format!("sessionid=../../{k}").into_bytes(),
+        format!("sessionid={}", k.to_ascii_uppercase()).into_bytes(),
+    ];
+    for (i, header) in malformed.iter().enumerate() {
+        counting.reset();
+        let reply = probe.send(&app, "/read", &[header]).await;
+        let shown = String::from_utf8_lossy(header);
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "none"),
+            "{shown}"
+        );
+        assert_eq!(counting.calls().lookups(), 0, "{shown}");
+        assert_eq!(security(&probe), i + 1, "{shown}: {}", probe.logs.text());
+    }
+    let repeated: [Vec<Vec<u8>>; 2] = [
+        vec![cookie(&unknown), cookie(&key)],
+        vec![format!("sessionid={}; sessionid={k}", unknown.as_str()).into_bytes()],
+    ];
+    for (i, headers) in repeated.iter().enumerate() {
+        let headers: Vec<&[u8]> = headers.iter().map(Vec::as_slice).collect();
+        let reply = probe.send(&app, "/read", &headers).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "1"));
+        assert_eq!(
+            security(&probe),
+            malformed.len() + i + 1,
+            "{}",
+            probe.logs.text()
+        );
+    }
+    probe.assert_no_key_leaked(&store.keys());
+}
+
 // ---- Debug and thread safety ------------------------------------------------
 
 fn assert_send_sync_debug<T: Send + Sync + Debug>() {}

@@ -20,6 +20,11 @@ pub(crate) struct Incoming {
     pub(crate) present: bool,
     /// The first two distinct well-formed keys, in the order sent.
     pub(crate) candidates: Candidates,
+    /// How many values the session cookie's name carried, valid or not.
+    pub(crate) values: usize,
+    /// How many of the values read (those up to the second well-formed key)
+    /// were not well-formed keys.
+    pub(crate) malformed: usize,
 }
 
 /// Finds the session cookie among all `Cookie` headers (`cookies`).
@@ -46,6 +51,7 @@ pub(crate) fn read(cookies: GetAll<'_, HeaderValue>, name: &str, kind: KeyKind) 
                 continue;
             };
             incoming.present = true;
+            incoming.values += 1;
             if incoming.candidates.is_full() {
                 continue;
             }
@@ -53,8 +59,11 @@ pub(crate) fn read(cookies: GetAll<'_, HeaderValue>, name: &str, kind: KeyKind) 
             if let [b'"', inner @ .., b'"'] = value {
                 value = inner;
             }
-            if let Ok(key) = SessionKey::parse_kind(value, kind) {
-                incoming.candidates.push(key);
+            match SessionKey::parse_kind(value, kind) {
+                Ok(key) => {
+                    incoming.candidates.push(key);
+                }
+                Err(_) => incoming.malformed += 1,
             }
         }
     }
@@ -235,7 +244,14 @@ mod tests {
             let got = read_map(&headers(&[raw]), "sessionid", KeyKind::Random);
             assert!(got.present, "{raw:?}");
             assert!(keys(&got).is_empty(), "{raw:?}");
+            assert_eq!((got.values, got.malformed), (1, 1), "{raw:?}");
         }
+        let good = read_map(
+            &headers(&[b"sessionid=abcdefgh12345678"]),
+            "sessionid",
+            KeyKind::Random,
+        );
+        assert_eq!((good.values, good.malformed), (1, 0));
     }
 
     #[test]
@@ -256,6 +272,7 @@ mod tests {
         }
         let got = read_map(&headers(&[&raw]), "sessionid", KeyKind::Random);
         assert_eq!(keys(&got), ["key00000000abc", "key00000001abc"]);
+        assert_eq!((got.values, got.malformed), (100, 0));
         let dup = read_map(
             &headers(&[b"sessionid=aaaaaaaaaa; sessionid=aaaaaaaaaa; sessionid=bbbbbbbbbb"]),
             "sessionid",

@@ -46,6 +46,9 @@ pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
 ///   default 503 with `Retry-After` and an empty body; under
 ///   [`OutagePolicy::FailOpen`] the handler's response with an empty,
 ///   unsaved session and no `Set-Cookie`. Either way an `error!` log line.
+/// - A session cookie value that is not a well-formed key (no session, no
+///   store call), or more than one session cookie (at most two looked up) →
+///   one `warn!` on `sesame::security` per request, without the values.
 /// - `Cookie` headers over [`Settings::cookie_header_limit`] bytes (8 KiB by
 ///   default) → 431 with an empty body, before the handler and without a
 ///   store call, and a `warn!` on `sesame::security`.
@@ -279,6 +282,16 @@ where
             };
         }
         let incoming = cookie::read(cookies, &settings.cookie_name, self.shared.store.key_kind());
+        if incoming.malformed > 0 || incoming.values > 1 {
+            // Never the values: a client's bytes, perhaps another user's key.
+            tracing::warn!(
+                target: "sesame::security",
+                cookies = incoming.values,
+                malformed = incoming.malformed,
+                "session cookie malformed or sent more than once: malformed values are no session \
+                 and cost no lookup, at most two values are looked up"
+            );
+        }
         let session = Session::from_shared(Arc::clone(&self.shared), incoming.candidates);
         req.extensions_mut().insert(session.clone());
         ResponseFuture {
