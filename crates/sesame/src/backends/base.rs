@@ -323,3 +323,60 @@ impl<S: SessionStore> ErasedStore for S {
 
 /// A shared, type-erased store handle.
 pub(crate) type DynStore = Arc<dyn ErasedStore>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(key: SessionKey) -> Result<Saved> {
+        Ok(Saved {
+            key,
+            version: Version::from_u64(1),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_taken_key_is_retried_with_a_fresh_one() {
+        let mut tried = Vec::new();
+        let result = create_unique(|key| {
+            tried.push(key.clone());
+            let taken = tried.len() < 3;
+            async move {
+                if taken {
+                    Err(Error::KeyCollision)
+                } else {
+                    saved(key)
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(tried.len(), 3);
+        assert_eq!(
+            result.key, tried[2],
+            "the key of the attempt that succeeded"
+        );
+        assert!(tried[0] != tried[1] && tried[1] != tried[2] && tried[0] != tried[2]);
+    }
+
+    #[tokio::test]
+    async fn collisions_give_up_after_create_attempts_and_other_errors_at_once() {
+        let mut attempts = 0;
+        let result = create_unique(|_| {
+            attempts += 1;
+            async { Err(Error::KeyCollision) }
+        })
+        .await;
+        assert!(matches!(result, Err(Error::KeyCollision)));
+        assert_eq!(attempts, CREATE_ATTEMPTS);
+
+        let mut attempts = 0;
+        let result = create_unique(|_| {
+            attempts += 1;
+            async { Err(Error::Missing) }
+        })
+        .await;
+        assert!(matches!(result, Err(Error::Missing)));
+        assert_eq!(attempts, 1);
+    }
+}

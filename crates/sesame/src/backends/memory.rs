@@ -286,4 +286,31 @@ mod tests {
         let after = store.load(&saved.key).await.unwrap().unwrap();
         assert_eq!(after.data["n"], json!(2));
     }
+
+    /// An insert under a live key (a random source that repeated a key) is a
+    /// collision that leaves the first session alone; `create_unique` then
+    /// draws another key (tower-sessions' `test_create_id_collision`).
+    #[test]
+    fn an_insert_under_a_live_key_collides_and_overwrites_nothing() {
+        let store = MemoryStore::new();
+        let record = |n: i64| {
+            let mut data = SessionMap::new();
+            data.insert("n".into(), json!(n));
+            Record::new(data, in_an_hour())
+        };
+        let key = SessionKey::generate();
+        store.insert_if_absent(key.clone(), &record(1)).unwrap();
+        assert!(matches!(
+            store.insert_if_absent(key.clone(), &record(2)),
+            Err(Error::KeyCollision)
+        ));
+        assert_eq!(store.map()[&key].data["n"], json!(1));
+        // An expired record is as good as absent.
+        let mut expired = record(3);
+        expired.expires_at = OffsetDateTime::now_utc() - Duration::hours(1);
+        let old = SessionKey::generate();
+        store.insert_if_absent(old.clone(), &expired).unwrap();
+        store.insert_if_absent(old.clone(), &record(4)).unwrap();
+        assert_eq!(store.map()[&old].data["n"], json!(4));
+    }
 }
