@@ -212,6 +212,28 @@ async fn djangos_pickle_loads() {
     );
 }
 
+/// CVE-2011-4136: a cache entry the application made under a session-shaped
+/// key (`cache.set(key, …)`: `:1:<key>`, or the bare key) is not a session;
+/// only the `django.contrib.sessions.cache` namespace is read.
+#[tokio::test]
+async fn a_cache_entry_outside_the_session_namespace_is_no_session() {
+    let Some(store) = store().await else { return };
+    // pickle.dumps({'_auth_user_id': '1'}, 5)
+    let forged = hex("80059518000000000000007d948c0d5f617574685f757365725f6964948c013194732e");
+    let mut raw = Raw::connect(store.addr()).await;
+    let key = SessionKey::generate();
+    for name in [format!(":1:{}", key.as_str()), key.as_str().to_owned()] {
+        raw.set(&name, &forged, 1).await;
+        assert!(raw.get(&name).await.is_some(), "{name} was planted");
+    }
+    assert!(store.load(&key).await.unwrap().is_none());
+    assert!(!store.exists(&key).await.unwrap());
+    // The same bytes in the session namespace do load: the pickle is good.
+    raw.set(&django_key(&key), &forged, 1).await;
+    let record = store.load(&key).await.unwrap().expect("a session");
+    assert_eq!(*record.data, map(json!({"_auth_user_id": "1"})));
+}
+
 /// `with_keys` follows the cache's `KEY_PREFIX` and `VERSION`.
 #[tokio::test]
 async fn key_prefix_and_version_are_djangos() {
