@@ -609,6 +609,17 @@ fn status_only<B: Default>(status: StatusCode) -> Response<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backends::MemoryStore;
+
+    /// A misconfigured app fails when the layer wraps its service, at
+    /// start-up, naming the setting — not at the first request.
+    #[test]
+    #[should_panic(expected = "invalid session settings: SESSION_COOKIE_NAME")]
+    fn wrapping_a_service_with_inconsistent_settings_panics_naming_the_setting() {
+        let layer = SessionManagerLayer::new(MemoryStore::new()).with_cookie_name("__Host-sid");
+        assert!(layer.validate().is_err());
+        let _service = layer.layer(());
+    }
 
     #[test]
     fn vary_is_patched_not_overwritten() {
