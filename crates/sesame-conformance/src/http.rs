@@ -521,7 +521,9 @@ pub mod cases {
         );
     }
 
-    /// `flush()` without a cookie sends no cookie at all.
+    /// `flush()` without a cookie sends no cookie at all, but still
+    /// `Vary: Cookie` (Django's
+    /// `test_flush_empty_without_session_cookie_doesnt_set_cookie`).
     pub async fn flush_without_cookie_sends_nothing<S: SessionStore + Clone>(
         store: S,
         _caps: Caps,
@@ -530,6 +532,7 @@ pub mod cases {
         let reply = send(&app, "/flush", None).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.set_cookie(), None);
+        assert!(reply.varies_on_cookie());
     }
 
     /// A 5xx response saves nothing and sets no cookie.
