@@ -4,6 +4,8 @@
 //! oversized session is a 413 (never a silently dropped cookie), and
 //! `SESSION_SAVE_EVERY_REQUEST` re-signs the cookie.
 
+mod log_support;
+
 use std::time::Duration as StdDuration;
 
 use axum::Router;
@@ -17,6 +19,8 @@ use sesame::codec::{SIGNED_COOKIES_SALT, SessionMap, b62_decode};
 use sesame::{Result, Session, SessionManagerLayer, Settings, Signer};
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
+
+use log_support::Logs;
 
 /// `settings.SECRET_KEY` of `shared/django-compat/vectors.json`.
 const SECRET_KEY: &str = "djcompat-primary-secret-key-do-not-use-in-production-0123456789";
@@ -271,4 +275,55 @@ async fn an_expired_cookie_starts_over() {
         OffsetDateTime::now_utc() - StdDuration::from_secs(60),
     );
     assert_eq!(send(&app, "/", Some(&recent)).await.body, "9");
+}
+
+/// A cookie that does not verify — tampered, signed with a key we do not
+/// hold, under another salt, cut short, or past `max_age` — is read as an
+/// empty session with one `warn!` on `sesame::security` each, no ERROR, and
+/// no part of the value in the log.
+#[tokio::test]
+async fn each_forged_or_expired_cookie_is_one_security_warning_without_its_value() {
+    let logs = Logs::default();
+    let _guard = logs.install();
+    let app = app(Settings::default());
+    let mut data = SessionMap::new();
+    data.insert("counter".into(), 7.into());
+    let now = OffsetDateTime::now_utc();
+    let good = signer().dumps_session(&data, SIGNED_COOKIES_SALT, now);
+    assert_eq!(send(&app, "/read", Some(&good)).await.body, "7");
+    assert!(
+        logs.lines("WARN", "sesame::security").is_empty(),
+        "{}",
+        logs.text()
+    );
+
+    let cut = &good[..good.len() - 1];
+    let cases = [
+        DJANGO_TAMPERED.to_owned(),
+        Signer::new("an-attackers-guess-at-the-secret-key").dumps_session(
+            &data,
+            SIGNED_COOKIES_SALT,
+            now,
+        ),
+        signer().dumps_session(&data, "django.core.signing", now),
+        cut.to_owned(),
+        signer().dumps_session(&data, SIGNED_COOKIES_SALT, now - Duration::weeks(3)),
+    ];
+    for (i, value) in cases.iter().enumerate() {
+        let reply = send(&app, "/read", Some(value)).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "none"),
+            "{value}"
+        );
+        assert_eq!(
+            logs.lines("WARN", "sesame::security").len(),
+            i + 1,
+            "{value}: {}",
+            logs.text()
+        );
+        let signature = value.rsplit(':').next().expect("payload:ts:sig");
+        assert!(!logs.text().contains(&signature[..16]), "{value}");
+    }
+    assert!(logs.lines("ERROR", "").is_empty(), "{}", logs.text());
 }
