@@ -518,6 +518,12 @@ impl Cache {
                 .await
                 .map(|s| Self::Memcached(s.with_keys(keys)))
                 .map_err(Into::into),
+            // A cache URL, but of a store left out of the build: say which
+            // feature, as `--store` does, rather than "--cache takes redis://…".
+            #[cfg(not(feature = "redis"))]
+            StoreUrl::Redis(_) => Err(missing_feature_error("redis")),
+            #[cfg(not(feature = "memcached"))]
+            StoreUrl::Memcached(_) => Err(missing_feature_error("memcached")),
             _ => {
                 drop(keys);
                 Err(UsageError(NOT_A_CACHE.to_owned()).into())
@@ -903,7 +909,18 @@ async fn open_memcached(_: &str) -> anyhow::Result<Store> {
     feature = "memcached"
 )))]
 fn missing_feature(feature: &str) -> anyhow::Result<Store> {
-    anyhow::bail!(
+    Err(missing_feature_error(feature))
+}
+
+#[cfg(not(all(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "redis",
+    feature = "memcached"
+)))]
+fn missing_feature_error(feature: &str) -> anyhow::Error {
+    anyhow::anyhow!(
         "this sesame was built without the `{feature}` feature; rebuild with \
          `cargo build --release --features {feature}` (or `--features full`)"
     )

@@ -611,6 +611,29 @@ async fn a_store_left_out_of_the_build_names_its_feature() {
     assert!(stderr.contains("`postgres` feature"), "{stderr}");
 }
 
+/// A `--cache` URL of a store left out of the build names its feature too,
+/// rather than saying `--cache` takes the very scheme it was given.
+#[cfg(not(feature = "redis"))]
+#[tokio::test]
+async fn a_cache_left_out_of_the_build_names_its_feature() {
+    let dir = TempDir::new("binary-cache-feature");
+    let (status, _, stderr) = run(
+        dir.path(),
+        &[
+            "migrate",
+            "--store",
+            "memory:",
+            "--cache",
+            "redis://127.0.0.1:6379/0",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`redis` feature"), "{stderr}");
+    assert!(!stderr.contains("--cache takes"), "{stderr}");
+}
+
 /// `serve`, `migrate` and `clearsessions` on the database server
 /// `SESAME_TEST_<STORE>_URL` names, or a skip line when it is unset.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
