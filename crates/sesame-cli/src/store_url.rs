@@ -569,10 +569,12 @@ fn cache_keys_from_env(keys: CacheKeys) -> anyhow::Result<CacheKeys> {
     };
     match std::env::var("SESAME_CACHE_VERSION") {
         Ok(version) => {
-            let version = version
-                .trim()
-                .parse()
-                .context("SESAME_CACHE_VERSION must be an integer (Django's CACHES VERSION)")?;
+            let version = version.trim().parse().map_err(|_| {
+                UsageError(format!(
+                    "invalid settings: SESAME_CACHE_VERSION: expected an integer (Django's \
+                     CACHES VERSION), got {version:?}"
+                ))
+            })?;
             Ok(keys.with_version(version))
         }
         Err(_) => Ok(keys),
@@ -581,7 +583,9 @@ fn cache_keys_from_env(keys: CacheKeys) -> anyhow::Result<CacheKeys> {
 
 impl Store {
     /// Checks that `--cache`, if given, is a cache and sits in front of a
-    /// database `--store`: before anything is opened, connected or created.
+    /// database `--store`, and that the cache key settings
+    /// (`SESAME_CACHE_VERSION`) are valid when a cache is used: before
+    /// anything is opened, connected or created.
     ///
     /// # Errors
     ///
@@ -598,6 +602,11 @@ impl Store {
             if !cache.is_cache() {
                 return Err(UsageError(NOT_A_CACHE.to_owned()).into());
             }
+        }
+        let uses_cache_keys = args.cache.is_some()
+            || matches!(args.store, StoreUrl::Redis(_) | StoreUrl::Memcached(_));
+        if uses_cache_keys {
+            cache_keys_from_env(CacheKeys::default())?;
         }
         Ok(())
     }

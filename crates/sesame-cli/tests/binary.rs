@@ -212,6 +212,24 @@ async fn serve_refuses_inconsistent_settings() {
     assert!(!dir.path().join("sesame.secret_key").exists());
 }
 
+/// A `SESAME_CACHE_VERSION` that is not an integer is an invalid setting
+/// like the others: exit 2, named, before anything is created.
+#[tokio::test]
+async fn a_bad_cache_version_is_refused_before_anything_is_created() {
+    let dir = TempDir::new("binary-cache-version");
+    for command in ["serve", "migrate"] {
+        let mut args = vec![command, "--store", "memory:", "--cache", "memory:"];
+        if command == "serve" {
+            args.extend(["--addr", "127.0.0.1:0"]);
+        }
+        let (status, _, stderr) = run(dir.path(), &args, &[("SESAME_CACHE_VERSION", "two")]).await;
+        assert_eq!(status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("SESAME_CACHE_VERSION"), "{stderr}");
+        assert!(!stderr.contains("cannot open"), "{stderr}");
+    }
+    assert!(!dir.path().join("sesame.secret_key").exists());
+}
+
 #[tokio::test]
 async fn unknown_store_url_is_a_usage_error() {
     let dir = TempDir::new("binary-url");
