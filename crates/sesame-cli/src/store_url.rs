@@ -608,6 +608,20 @@ impl Store {
         if uses_cache_keys {
             cache_keys_from_env(CacheKeys::default())?;
         }
+        #[cfg(feature = "memcached")]
+        {
+            // A KEY_PREFIX memcached cannot take would fail every request.
+            let keys = match (&args.store, &args.cache) {
+                (_, Some(StoreUrl::Memcached(_))) => Some(CacheKeys::cached_db()),
+                (StoreUrl::Memcached(_), None) => Some(CacheKeys::default()),
+                _ => None,
+            };
+            if let Some(keys) = keys {
+                MemcachedStore::check_keys(&cache_keys_from_env(keys)?).map_err(|e| {
+                    UsageError(format!("invalid settings: SESAME_CACHE_KEY_PREFIX: {e}"))
+                })?;
+            }
+        }
         Ok(())
     }
 

@@ -230,6 +230,35 @@ async fn a_bad_cache_version_is_refused_before_anything_is_created() {
     assert!(!dir.path().join("sesame.secret_key").exists());
 }
 
+/// A memcached `KEY_PREFIX` that memcached cannot take (a space, or too
+/// long for a session key to fit in 250 bytes) would fail every request:
+/// it is an invalid setting at start-up, as the store or as the cache.
+#[cfg(feature = "memcached")]
+#[tokio::test]
+async fn a_key_prefix_memcached_cannot_take_is_refused_at_start_up() {
+    let dir = TempDir::new("binary-memcached-prefix");
+    let long = "p".repeat(200);
+    for prefix in ["my app", long.as_str()] {
+        for stores in [
+            &["--store", "memcached://127.0.0.1:1"][..],
+            &["--store", "memory:", "--cache", "memcached://127.0.0.1:1"],
+        ] {
+            for command in ["serve", "migrate"] {
+                let mut args = vec![command];
+                args.extend(stores);
+                if command == "serve" {
+                    args.extend(["--addr", "127.0.0.1:0"]);
+                }
+                let (status, _, stderr) =
+                    run(dir.path(), &args, &[("SESAME_CACHE_KEY_PREFIX", prefix)]).await;
+                assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+                assert!(stderr.contains("SESAME_CACHE_KEY_PREFIX"), "{stderr}");
+            }
+        }
+    }
+    assert!(!dir.path().join("sesame.secret_key").exists());
+}
+
 #[tokio::test]
 async fn unknown_store_url_is_a_usage_error() {
     let dir = TempDir::new("binary-url");

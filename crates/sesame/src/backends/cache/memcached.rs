@@ -200,6 +200,29 @@ impl MemcachedStore {
         self
     }
 
+    /// Checks, before anything is sent, that `keys` make cache keys memcached
+    /// takes for every session key: a `KEY_PREFIX` without whitespace or
+    /// control characters, short enough to leave room for the longest
+    /// session key (40 characters) within 250 bytes. Every call of a store
+    /// with keys that fail this fails the same way, so check at start-up.
+    ///
+    /// # Errors
+    ///
+    /// The [`InvalidCacheKey`] the longest session key would meet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sesame::backends::{CacheKeys, MemcachedStore};
+    ///
+    /// assert!(MemcachedStore::check_keys(&CacheKeys::default()).is_ok());
+    /// let spaced = CacheKeys::default().with_key_prefix("my app");
+    /// assert!(MemcachedStore::check_keys(&spaced).is_err());
+    /// ```
+    pub fn check_keys(keys: &CacheKeys) -> std::result::Result<(), InvalidCacheKey> {
+        validate_key(&keys.key_for(&"a".repeat(crate::key::MAX_KEY_LENGTH)))
+    }
+
     /// Sets the most connections the store opens at once (default 16, at
     /// least 1). Calls beyond it wait for a free connection, within the
     /// timeout. Idle connections are kept for reuse, up to the same number.
