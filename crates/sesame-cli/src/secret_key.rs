@@ -87,6 +87,16 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<SecretKey> {
     }
 }
 
+/// The key stored at `path` by an earlier [`load_or_create`], `None` if
+/// there is none; never creates one.
+///
+/// # Errors
+///
+/// The file exists but cannot be read or holds no key.
+pub fn existing(path: &Path) -> anyhow::Result<Option<String>> {
+    read(path)
+}
+
 /// The key in `path`, `None` if the file does not exist.
 fn read(path: &Path) -> anyhow::Result<Option<String>> {
     match fs::read_to_string(path) {

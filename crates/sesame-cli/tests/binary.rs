@@ -403,8 +403,8 @@ async fn migrate_then_clearsessions_removes_only_expired_sessions() {
 /// `clearsessions` on `file://` reads each session's expiry from its signed
 /// data: a live session with a `set_expiry()` longer than
 /// `SESSION_COOKIE_AGE` survives, whatever the environment. Invalid
-/// settings, no `SECRET_KEY` and a wrong one stop it before it deletes
-/// anything.
+/// settings, no `SECRET_KEY` (and no key `serve` generated) and a wrong one
+/// stop it before it deletes anything.
 #[tokio::test]
 async fn clearsessions_on_files_never_deletes_a_live_session() {
     use sesame::backends::{FileStore, Record, SessionStore as _};
@@ -471,6 +471,19 @@ async fn clearsessions_on_files_never_deletes_a_live_session() {
     assert!(status.success(), "{stderr}");
     assert_eq!(stdout.trim(), "removed 1 expired session");
     assert_eq!(files(), 1);
+    assert!(store.load(&live).await.unwrap().is_some());
+
+    // Without SECRET_KEY, the key `sesame serve` generated in the working
+    // directory (as it does for file://) is used, and said to be.
+    store.create(&expired).await.unwrap();
+    std::fs::write(dir.path().join("sesame.secret_key"), format!("{KEY}\n")).unwrap();
+    let (status, stdout, stderr) = run(dir.path(), &args, &[]).await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("using the one sesame serve generated"),
+        "{stderr}"
+    );
+    assert_eq!(stdout.trim(), "removed 1 expired session");
     assert!(store.load(&live).await.unwrap().is_some());
 }
 

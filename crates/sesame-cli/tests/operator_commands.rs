@@ -573,6 +573,32 @@ mod inspect {
         assert!(run.stderr.contains("SECRET_KEY is not set"), "{run:?}");
     }
 
+    /// After `sesame serve` ran without `SECRET_KEY`, `inspect` on the same
+    /// database uses the key it generated beside it, and says so.
+    #[tokio::test]
+    async fn inspect_uses_the_key_serve_generated_when_secret_key_is_unset() {
+        let mut data = SessionMap::new();
+        data.insert("counter".into(), 3.into());
+        let (dir, url, key) = store_with_one_session(&data).await;
+        std::fs::write(
+            dir.path().join("db.sqlite3.secret_key"),
+            format!("{OLD_KEY}\n"),
+        )
+        .unwrap();
+        let run = sesame(&["inspect", "--store", &url, &key], &[], b"").await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        assert_eq!(run.json()["session"], json!({"counter": 3}));
+        assert!(
+            run.stderr.contains("using the one sesame serve generated"),
+            "{run:?}"
+        );
+        // SECRET_KEY, when set, wins.
+        let env = [("SECRET_KEY", NEW_KEY.to_owned())];
+        let run = sesame(&["inspect", "--store", &url, &key], &env, b"").await;
+        assert_eq!(run.code(), Some(1), "{run:?}");
+        assert!(run.stderr.contains("bad signature"), "{run:?}");
+    }
+
     #[tokio::test]
     async fn inspect_of_a_malformed_key_exits_2_without_echoing_it() {
         let (_dir, url, _) = store_with_one_session(&SessionMap::new()).await;

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 
 use crate::cli::StoreArgs;
 use crate::cmd::{
-    UsageError, maintenance_signer, migrate_hint, require_existing_database, settings_from_env,
+    UsageError, generated_secret_key, maintenance_signer, migrate_hint, require_existing_database,
+    settings_from_env,
 };
 use crate::store_url::{Store, StoreUrl, Upkeep, file_prefix};
 
@@ -20,8 +21,9 @@ use crate::store_url::{Store, StoreUrl, Upkeep, file_prefix};
 ///
 /// On `file:///DIR` a session's expiry is in its signed data
 /// (`_session_expiry`), so it needs the project's `SECRET_KEY` (and
-/// `SESSION_COOKIE_NAME`, `SESSION_COOKIE_AGE`): without the key it refuses
-/// to run, and when the directory holds session files of which none
+/// `SESSION_COOKIE_NAME`, `SESSION_COOKIE_AGE`), or the key `sesame serve`
+/// generated when it ran without one (`sesame.secret_key` in the working
+/// directory): without a key it refuses to run, and when the directory holds session files of which none
 /// verifies with `SECRET_KEY` or `SECRET_KEY_FALLBACKS` (the wrong key) it
 /// refuses too. Either way every file would count as unreadable and be aged
 /// by its mtime alone, as Django does, deleting live sessions whose
@@ -43,10 +45,13 @@ use crate::store_url::{Store, StoreUrl, Upkeep, file_prefix};
 /// `SECRET_KEY`; a directory whose files none verifies; a database or table
 /// that does not exist; a store that cannot be opened; a delete that fails.
 pub async fn run(args: &StoreArgs) -> anyhow::Result<()> {
-    let settings = settings_from_env()?;
+    let mut settings = settings_from_env()?;
     let url = &args.store;
     let signer = match url {
         StoreUrl::File(dir) => {
+            if settings.secret_key.is_none() {
+                settings.secret_key = generated_secret_key(url)?;
+            }
             let signer = settings.signer().map_err(|_| {
                 UsageError(
                     "SECRET_KEY is not set: on file:// each session's expiry is in its signed \

@@ -8,7 +8,7 @@ use sesame::{KeyKind, SessionKey, Settings};
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::InspectArgs;
-use crate::cmd::{UsageError, migrate_hint, require_existing_database, signer_from_env};
+use crate::cmd::{UsageError, migrate_hint, require_existing_database, signer_for_store};
 use crate::store_url::{Store, StoreUrl, Upkeep};
 
 /// Prints the live session stored under `args.key` as one line of JSON:
@@ -28,7 +28,9 @@ use crate::store_url::{Store, StoreUrl, Upkeep};
 /// A [`UsageError`] (exit status 2) when the key does not have a session
 /// key's shape (checked before the store is opened), the store is
 /// `memory:` or `sqlite::memory:` (which only the serving process sees), or
-/// `SECRET_KEY` is unset. Other errors exit with status 1: no live session
+/// `SECRET_KEY` is unset and `sesame serve` generated no key for the store
+/// (`<database>.secret_key` beside an SQLite file, else `sesame.secret_key`
+/// in the working directory), which is used otherwise. Other errors exit with status 1: no live session
 /// under the key (absent or expired), an SQLite file or a session table
 /// that does not exist (the message says to run `sesame migrate`; the file
 /// is never created), a store that cannot be opened or read, or stored data
@@ -55,7 +57,7 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
         .into());
     }
     // The SQL stores verify what they read with the Django project's keys.
-    let signer = signer_from_env()?;
+    let signer = signer_for_store(url)?;
     require_existing_database(url)?;
     let settings = cookie_settings_from_env()?;
     let store = match Store::open_args(&args.store, &settings, signer).await? {

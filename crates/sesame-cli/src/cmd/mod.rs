@@ -140,6 +140,43 @@ pub fn signer_from_env() -> anyhow::Result<Signer> {
     signer_from_lookup(|name| std::env::var(name).ok())
 }
 
+/// The signer for a command that reads `url`'s sessions: `SECRET_KEY` (and
+/// `SECRET_KEY_FALLBACKS`) from the environment or, when `SECRET_KEY` is
+/// unset, the key `sesame serve` generated for that store, as `serve`
+/// itself would use it (never created here; a note on stderr says so).
+///
+/// # Errors
+///
+/// As [`signer_from_env`], when neither is there.
+pub fn signer_for_store(url: &StoreUrl) -> anyhow::Result<Signer> {
+    let unset = std::env::var("SECRET_KEY").map_or(true, |key| key.is_empty());
+    if unset && let Some(key) = generated_secret_key(url)? {
+        return signer_from_lookup(|name| match name {
+            "SECRET_KEY" => Some(key.clone()),
+            _ => std::env::var(name).ok(),
+        });
+    }
+    signer_from_env()
+}
+
+/// The key `sesame serve` generated for `url` when it ran without
+/// `SECRET_KEY`, if there is one (with a note on stderr); never creates it.
+///
+/// # Errors
+///
+/// The key file exists but cannot be read or is empty.
+pub fn generated_secret_key(url: &StoreUrl) -> anyhow::Result<Option<String>> {
+    let path = url.secret_key_path();
+    let key = crate::secret_key::existing(&path)?;
+    if key.is_some() {
+        eprintln!(
+            "note: SECRET_KEY is not set: using the one sesame serve generated ({})",
+            path.display()
+        );
+    }
+    Ok(key)
+}
+
 fn signer_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Signer> {
     let settings = Settings::from_lookup(|name| match name {
         "SECRET_KEY" | "SECRET_KEY_FALLBACKS" => lookup(name),
