@@ -93,7 +93,8 @@ const NOBODY: u32 = 65534;
 ///
 /// Returns `true` when the test ran (and passed) as `nobody`, `false` when
 /// this process is not root and should run the test itself. Prints a SKIP
-/// line and returns `true` where `setpriv(1)` is missing.
+/// line and returns `true` where root cannot become `nobody` (no
+/// `setpriv(1)`, or a user namespace that maps only root).
 #[cfg(unix)]
 fn ran_as_nobody(name: &str, env: &[(&str, &Path)]) -> bool {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -104,26 +105,33 @@ fn ran_as_nobody(name: &str, env: &[(&str, &Path)]) -> bool {
     }
     fs::set_permissions(&probe, fs::Permissions::from_mode(0o777))
         .expect("open the child's temporary directory to all");
+    let as_nobody = |program: &Path| {
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args([
+                format!("--reuid={NOBODY}"),
+                format!("--regid={NOBODY}"),
+                "--clear-groups".to_owned(),
+            ])
+            .arg(program);
+        command
+    };
+    let switched = as_nobody(Path::new("true")).output();
+    if !switched.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = match switched {
+            Err(e) => e.to_string(),
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+        };
+        eprintln!("SKIP {name}: running as root and cannot become nobody with setpriv(1): {why}");
+        return true;
+    }
     let exe = std::env::current_exe().expect("this test binary");
-    let output = match std::process::Command::new("setpriv")
-        .args([
-            format!("--reuid={NOBODY}"),
-            format!("--regid={NOBODY}"),
-            "--clear-groups".to_owned(),
-        ])
-        .arg(&exe)
+    let output = as_nobody(&exe)
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env("TMPDIR", &probe)
         .envs(env.iter().copied())
         .output()
-    {
-        Ok(output) => output,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("SKIP {name}: running as root and setpriv(1) is not installed");
-            return true;
-        }
-        Err(e) => panic!("setpriv: {e}"),
-    };
+        .expect("setpriv ran a moment ago");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
