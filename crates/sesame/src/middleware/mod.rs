@@ -47,8 +47,9 @@ pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
 ///   [`OutagePolicy::FailOpen`] the handler's response with an empty,
 ///   unsaved session and no `Set-Cookie`. Either way an `error!` log line.
 /// - A session cookie value that is not a well-formed key (no session, no
-///   store call), or more than one session cookie (at most two looked up) →
-///   one `warn!` on `sesame::security` per request, without the values.
+///   store call) → one `warn!` on `sesame::security` per request, without
+///   the values; more than one well-formed session cookie (at most two
+///   looked up) → a `debug!` there (browsers send two for good reasons).
 /// - `Cookie` headers over [`Settings::cookie_header_limit`] bytes (8 KiB by
 ///   default) → 431 with an empty body, before the handler and without a
 ///   store call, and a `warn!` on `sesame::security`.
@@ -282,14 +283,22 @@ where
             };
         }
         let incoming = cookie::read(cookies, &settings.cookie_name, self.shared.store.key_kind());
-        if incoming.malformed > 0 || incoming.values > 1 {
-            // Never the values: a client's bytes, perhaps another user's key.
+        // Never the values: a client's bytes, perhaps another user's key.
+        if incoming.malformed > 0 {
             tracing::warn!(
                 target: "sesame::security",
                 cookies = incoming.values,
                 malformed = incoming.malformed,
-                "session cookie malformed or sent more than once: malformed values are no session \
-                 and cost no lookup, at most two values are looked up"
+                "session cookie malformed: no session, no lookup"
+            );
+        } else if incoming.values > 1 {
+            // A browser may hold two well-formed ones for good reasons (a
+            // parent domain's and the host's, or two paths) and sends both
+            // on every request: recorded, not warned about.
+            tracing::debug!(
+                target: "sesame::security",
+                cookies = incoming.values,
+                "session cookie sent more than once: at most two values are looked up"
             );
         }
         let session = Session::from_shared(Arc::clone(&self.shared), incoming.candidates);
