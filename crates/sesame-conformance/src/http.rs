@@ -467,6 +467,13 @@ pub mod cases {
             let reply = send(&app, "/flush", Some(pair(&set).as_bytes())).await;
             let removal = reply.set_cookie().expect("a removal cookie");
             assert!(removal.starts_with("__Secure-sid=\"\";"), "{removal}");
+            // The cookie itself has every attribute set above, so a writer
+            // that dropped one from both cookies fails here.
+            assert_eq!(attr(&set, "Domain"), Some("example.com"), "{set}");
+            assert_eq!(attr(&set, "Path"), Some("/app"), "{set}");
+            assert_eq!(attr(&set, "SameSite"), Some("Strict"), "{set}");
+            assert!(attr(&set, "Secure").is_some(), "{set}");
+            assert_eq!(attr(&set, "HttpOnly").is_some(), httponly, "{set}");
             for name in ["Domain", "Path", "SameSite", "Secure", "HttpOnly"] {
                 assert_eq!(
                     attr(&removal, name),
