@@ -25,9 +25,10 @@ use crate::store_url::{Store, StoreUrl, Upkeep, file_prefix};
 /// generated when it ran without one (`sesame.secret_key` in the working
 /// directory): without a key it refuses to run, and when the directory
 /// holds session files of which none verifies with `SECRET_KEY` or
-/// `SECRET_KEY_FALLBACKS` (the wrong key) it refuses too. Either way every file would count as unreadable and be aged
-/// by its mtime alone, as Django does, deleting live sessions whose
-/// `set_expiry()` outlasts `SESSION_COOKIE_AGE`.
+/// `SECRET_KEY_FALLBACKS` (the wrong key) it refuses too. Either way every
+/// file would count as unreadable and be aged by its mtime alone, as Django
+/// does, deleting live sessions whose `set_expiry()` outlasts
+/// `SESSION_COOKIE_AGE`.
 ///
 /// Redis and memcached expire sessions themselves (by TTL), `memory:` keeps
 /// them in the serving process, `signed-cookies:` in the cookie: there it

@@ -33,9 +33,10 @@ use crate::store_url::{Store, StoreUrl, Upkeep};
 /// in the working directory), which is used otherwise. Other errors exit
 /// with status 1: no live session under the key (absent or expired), an
 /// SQLite file or a session table that does not exist (the message says to
-/// run `sesame migrate`; the file is never created), a store that cannot be
-/// opened or read, or stored data that cannot be decoded with the keys
-/// given (where Django's `get_decoded()` returns `{}`, this says why).
+/// run `sesame migrate`; the file is never created), a generated key file
+/// that cannot be read, a store that cannot be opened or read, or stored
+/// data that cannot be decoded with the keys given (where Django's
+/// `get_decoded()` returns `{}`, this says why).
 pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
     // On signed-cookies: the key is the cookie value, the session itself.
     let kind = match args.store.store {

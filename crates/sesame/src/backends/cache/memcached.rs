@@ -206,10 +206,6 @@ impl MemcachedStore {
     /// session key (40 characters) within 250 bytes. Every call of a store
     /// with keys that fail this fails the same way, so check at start-up.
     ///
-    /// # Errors
-    ///
-    /// The [`InvalidCacheKey`] the longest session key would meet.
-    ///
     /// # Examples
     ///
     /// ```
@@ -219,6 +215,10 @@ impl MemcachedStore {
     /// let spaced = CacheKeys::default().with_key_prefix("my app");
     /// assert!(MemcachedStore::check_keys(&spaced).is_err());
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// The [`InvalidCacheKey`] the longest session key would meet.
     pub fn check_keys(keys: &CacheKeys) -> std::result::Result<(), InvalidCacheKey> {
         validate_key(&keys.key_for(&"a".repeat(crate::key::MAX_KEY_LENGTH)))
     }
