@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -88,11 +87,12 @@ impl Run {
 
 /// Runs `sesame args…` with `stdin` piped in and only the environment given
 /// (none of the caller's `SECRET_KEY*`, `SESSION_*` or `SESAME_*`), bounded
-/// by [`TIMEOUT`].
+/// by [`TIMEOUT`], in an empty working directory of its own (`inspect` reads
+/// a key file `serve` left there).
 async fn sesame(args: &[&str], env: &[(&str, String)], stdin: &[u8]) -> Run {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = common::TempDir::new("operator-cwd");
     let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
+    cmd.current_dir(dir.path())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
