@@ -1,6 +1,7 @@
 //! What the session layer costs per request, in-process (no sockets):
 //! a route that never touches the session, with a session cookie sent, next
-//! to the same route without the layer; and the counter view on `MemoryStore`.
+//! to the same route without the layer (under `Router::layer`, and with the
+//! layer wrapping the whole router); and the counter view on `MemoryStore`.
 //!
 //! Run: `cargo bench -p sesame --bench middleware`. Whole-server figures against
 //! peers come from `../shared/peer-bench` (see BENCHMARKS.md).
@@ -43,6 +44,9 @@ fn bench(c: &mut Criterion) {
     let store = MemoryStore::new();
     let with_layer = app(store);
     let bare: Router = Router::new().route("/plain", get(|| async { "plain" }));
+    // The whole router wrapped once, as `bench_server` does: no per-route
+    // boxing of the layered service.
+    let wrapped = tower::Layer::layer(&SessionManagerLayer::new(MemoryStore::new()), bare.clone());
     let cookie = rt.block_on(async {
         let res = with_layer
             .clone()
@@ -67,6 +71,10 @@ fn bench(c: &mut Criterion) {
     group.bench_function("plain_with_session_cookie", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(with_layer.clone().oneshot(request("/plain")).await) });
+    });
+    group.bench_function("plain_with_session_cookie_wrapped", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(wrapped.clone().oneshot(request("/plain")).await) });
     });
     group.bench_function("counter_memory_store", |b| {
         b.to_async(&rt)
