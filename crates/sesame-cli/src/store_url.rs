@@ -875,7 +875,7 @@ async fn open_sqlite(path: &Path, signer: Signer) -> anyhow::Result<Store> {
 
 #[cfg(not(feature = "sqlite"))]
 async fn open_sqlite(_: &Path, _: Signer) -> anyhow::Result<Store> {
-    missing_feature("sqlite")
+    Err(missing_feature_error("sqlite"))
 }
 
 #[cfg(feature = "postgres")]
@@ -885,7 +885,7 @@ async fn open_postgres(url: &str, signer: Signer) -> anyhow::Result<Store> {
 
 #[cfg(not(feature = "postgres"))]
 async fn open_postgres(_: &str, _: Signer) -> anyhow::Result<Store> {
-    missing_feature("postgres")
+    Err(missing_feature_error("postgres"))
 }
 
 #[cfg(feature = "mysql")]
@@ -895,7 +895,7 @@ async fn open_mysql(url: &str, signer: Signer) -> anyhow::Result<Store> {
 
 #[cfg(not(feature = "mysql"))]
 async fn open_mysql(_: &str, _: Signer) -> anyhow::Result<Store> {
-    missing_feature("mysql")
+    Err(missing_feature_error("mysql"))
 }
 
 #[cfg(feature = "redis")]
@@ -908,7 +908,7 @@ async fn open_redis(url: &str) -> anyhow::Result<Store> {
 
 #[cfg(not(feature = "redis"))]
 async fn open_redis(_: &str) -> anyhow::Result<Store> {
-    missing_feature("redis")
+    Err(missing_feature_error("redis"))
 }
 
 #[cfg(feature = "memcached")]
@@ -921,18 +921,7 @@ async fn open_memcached(url: &str) -> anyhow::Result<Store> {
 
 #[cfg(not(feature = "memcached"))]
 async fn open_memcached(_: &str) -> anyhow::Result<Store> {
-    missing_feature("memcached")
-}
-
-#[cfg(not(all(
-    feature = "sqlite",
-    feature = "postgres",
-    feature = "mysql",
-    feature = "redis",
-    feature = "memcached"
-)))]
-fn missing_feature(feature: &str) -> anyhow::Result<Store> {
-    Err(missing_feature_error(feature))
+    Err(missing_feature_error("memcached"))
 }
 
 #[cfg(not(all(
