@@ -597,6 +597,13 @@ mod inspect {
         let run = sesame(&["inspect", "--store", &url, &key], &env, b"").await;
         assert_eq!(run.code(), Some(1), "{run:?}");
         assert!(run.stderr.contains("bad signature"), "{run:?}");
+        // An emptied key file is an error that says what to do, never a
+        // session read with an empty key.
+        std::fs::write(dir.path().join("db.sqlite3.secret_key"), "\n").unwrap();
+        let run = sesame(&["inspect", "--store", &url, &key], &[], b"").await;
+        assert_eq!(run.code(), Some(1), "{run:?}");
+        assert_eq!(run.stdout, "");
+        assert!(run.stderr.contains("is empty"), "{run:?}");
     }
 
     #[tokio::test]
