@@ -4,6 +4,9 @@
 //!   [`SessionStore`](sesame::backends::SessionStore) trait, so a new store is
 //!   checked against the same cases as every other (Django's
 //!   `SessionTestsMixin`). [`Caps`] says what the store under test can do.
+//! - [`list_suite!`] expands to one test per rule of
+//!   [`ListSessions`](sesame::backends::ListSessions), for the stores that
+//!   list their sessions: listing, finding and revoking a user's sessions.
 //! - [`race_suite!`] expands to one test per race rule: concurrent requests
 //!   on one session lose no write and bring no session back; each case
 //!   prints its [`figure`].
@@ -34,6 +37,7 @@
 
 mod doubles;
 mod http;
+mod listing;
 mod proxy;
 mod races;
 mod store;
@@ -51,6 +55,7 @@ pub mod __private {
     pub use ::tokio;
 
     pub use crate::http::cases as http_cases;
+    pub use crate::listing::cases as list_cases;
     pub use crate::races::cases as race_cases;
     pub use crate::store::{cases, run};
 }

@@ -22,6 +22,7 @@ mod memory {
         async { Some(sesame::backends::MemoryStore::new()) },
         sesame_conformance::Caps::default(),
     );
+    sesame_conformance::list_suite!(async { Some(sesame::backends::MemoryStore::new()) });
     sesame_conformance::http_suite!(
         async { Some(sesame::backends::MemoryStore::new()) },
         sesame_conformance::Caps::default(),
@@ -36,6 +37,7 @@ mod sqlite {
     use super::sql_support::sqlite::store;
 
     sesame_conformance::store_suite!(store(), sesame_conformance::Caps::default());
+    sesame_conformance::list_suite!(store());
     sesame_conformance::http_suite!(store(), sesame_conformance::Caps::default());
 }
 
@@ -45,6 +47,7 @@ mod postgres {
     use super::sql_support::postgres::store;
 
     sesame_conformance::store_suite!(store(), sesame_conformance::Caps::default());
+    sesame_conformance::list_suite!(store());
     sesame_conformance::http_suite!(store(), sesame_conformance::Caps::default());
 }
 
@@ -54,6 +57,7 @@ mod mysql {
     use super::sql_support::mysql::store;
 
     sesame_conformance::store_suite!(store(), sesame_conformance::Caps::default());
+    sesame_conformance::list_suite!(store());
     sesame_conformance::http_suite!(store(), sesame_conformance::Caps::default());
 }
 
@@ -84,6 +88,7 @@ mod file {
     // File timestamps here are nanoseconds (ext4, tmpfs, overlayfs), finer
     // than the default microsecond resolution the cases allow.
     sesame_conformance::store_suite!(store(), sesame_conformance::Caps::default());
+    sesame_conformance::list_suite!(store());
     sesame_conformance::http_suite!(store(), sesame_conformance::Caps::default());
 }
 
@@ -136,6 +141,7 @@ mod redis {
     };
 
     sesame_conformance::store_suite!(store(), CAPS);
+    sesame_conformance::list_suite!(store());
     sesame_conformance::http_suite!(store(), CAPS);
 }
 
@@ -161,6 +167,7 @@ mod redis_cluster {
     };
 
     sesame_conformance::store_suite!(store(), CAPS);
+    sesame_conformance::list_suite!(store());
     sesame_conformance::http_suite!(store(), CAPS);
 }
 
@@ -183,6 +190,7 @@ mod cached_db {
         }
 
         sesame_conformance::store_suite!(store(), Caps::default());
+        sesame_conformance::list_suite!(store());
         sesame_conformance::http_suite!(store(), Caps::default());
     }
 
@@ -216,6 +224,7 @@ mod cached_db {
         }
 
         sesame_conformance::store_suite!(store(), CAPS);
+        sesame_conformance::list_suite!(store());
         sesame_conformance::http_suite!(store(), CAPS);
     }
 
@@ -233,6 +242,7 @@ mod cached_db {
         }
 
         sesame_conformance::store_suite!(store(), CAPS);
+        sesame_conformance::list_suite!(store());
         sesame_conformance::http_suite!(store(), CAPS);
     }
 
@@ -260,6 +270,7 @@ mod cached_db {
         };
 
         sesame_conformance::store_suite!(store(), CAPS);
+        sesame_conformance::list_suite!(store());
         sesame_conformance::http_suite!(store(), CAPS);
     }
 }

@@ -8,6 +8,7 @@ use sesame_codec::SessionMap;
 use time::OffsetDateTime;
 
 use super::base::{Record, Saved, SessionStore, Version};
+use super::list::ListSessions;
 use crate::{Error, Result, SessionKey};
 
 /// A cache a [`CachedDbStore`] keeps copies of sessions in: Django's cache
@@ -248,6 +249,14 @@ fn db_version(version: &Version) -> Version {
 fn cache_snapshot(data: &SessionMap) -> Result<Version> {
     let json = serde_json::to_vec(data).map_err(Error::Json)?;
     Ok(tagged(FROM_CACHE, &json))
+}
+
+/// Lists the database's sessions: the database holds every one, the cache
+/// only copies. Deleting through the `CachedDbStore` reaches both.
+impl<C: SessionCache, D: ListSessions> ListSessions for CachedDbStore<C, D> {
+    fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
+        self.db.session_keys()
+    }
 }
 
 impl<C: SessionCache, D: SessionStore> SessionStore for CachedDbStore<C, D> {

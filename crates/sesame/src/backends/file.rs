@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration as StdDuration, Instant, SystemTime};
 
+use futures_util::stream::{self, Stream, TryStreamExt as _};
 use sesame_codec::{
     DB_SALT, ExpiryValue, MAX_SESSION_DATA_LEN, SESSION_COOKIE_AGE, SESSION_COOKIE_NAME,
     SESSION_EXPIRY_KEY, SessionMap, Signer,
@@ -15,6 +16,7 @@ use sesame_codec::{
 use time::{Duration, OffsetDateTime};
 
 use super::base::{Record, Saved, SessionStore, Version, create_unique};
+use super::list::{ListSessions, parse_listed};
 use crate::{Error, KeyKind, Result, SessionKey};
 
 /// Temporary files older than this are left over from a crash and removed
@@ -490,6 +492,32 @@ impl Inner {
         Ok(removed)
     }
 
+    /// The keys of the directory's session files, expired ones included
+    /// (telling them apart means reading each). A directory that does not
+    /// exist holds none.
+    fn session_keys(&self) -> Result<Vec<SessionKey>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::backend(e)),
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Error::backend)?;
+            let name = entry.file_name();
+            let key = name
+                .to_str()
+                .and_then(|name| name.strip_prefix(&self.prefix))
+                .and_then(|key| parse_listed(key.as_bytes()));
+            if let Some(key) = key
+                && entry.file_type().map_err(Error::backend)?.is_file()
+            {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
     /// See [`FileStore::migrate`].
     fn migrate(&self) -> Result<()> {
         fs::create_dir_all(&self.dir).map_err(Error::backend)?;
@@ -736,6 +764,16 @@ fn to_system_time(at: OffsetDateTime) -> Option<SystemTime> {
         SystemTime::UNIX_EPOCH.checked_sub(d.unsigned_abs())
     } else {
         SystemTime::UNIX_EPOCH.checked_add(d.unsigned_abs())
+    }
+}
+
+/// Lists the directory's session files, read in one pass on Tokio's
+/// blocking pool when the stream is first read.
+impl ListSessions for FileStore {
+    fn session_keys(&self) -> impl Stream<Item = Result<SessionKey>> + Send + '_ {
+        stream::once(self.blocking(Inner::session_keys))
+            .map_ok(|keys| stream::iter(keys.into_iter().map(Ok)))
+            .try_flatten()
     }
 }
 

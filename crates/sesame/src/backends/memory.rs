@@ -6,11 +6,13 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures_util::stream::{self, Stream, StreamExt as _};
 use sesame_codec::SessionMap;
 use time::OffsetDateTime;
 
 use super::base::{Record, Saved, SessionStore, Version, create_unique};
 use super::cached_db::SessionCache;
+use super::list::ListSessions;
 use crate::{Error, Result, SessionKey};
 
 /// Sessions kept in this process's memory: for tests, examples and single
@@ -205,6 +207,23 @@ impl SessionStore for MemoryStore {
 
 /// A `MemoryStore` as the cache of a [`CachedDbStore`](crate::backends::CachedDbStore)
 /// (Django's `cached_db` on `LocMemCache`).
+/// Lists the live records at the moment the stream is first read.
+impl ListSessions for MemoryStore {
+    fn session_keys(&self) -> impl Stream<Item = Result<SessionKey>> + Send + '_ {
+        stream::once(async move {
+            let now = OffsetDateTime::now_utc();
+            let keys: Vec<SessionKey> = self
+                .map()
+                .iter()
+                .filter(|(_, s)| s.expires_at > now)
+                .map(|(key, _)| key.clone())
+                .collect();
+            stream::iter(keys.into_iter().map(Ok))
+        })
+        .flatten()
+    }
+}
+
 impl SessionCache for MemoryStore {
     async fn get(&self, key: &SessionKey) -> Result<Option<Record>> {
         self.load(key).await

@@ -13,16 +13,19 @@
 //! | [`SignedCookieStore`] | `signed_cookies` | always |
 
 mod base;
+mod by_user;
 mod cache;
 mod cached_db;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod db;
 mod file;
+mod list;
 mod memory;
 mod signed_cookies;
 
 pub(crate) use base::DynStore;
 pub use base::{CREATE_ATTEMPTS, Record, Saved, SessionStore, Version, create_unique};
+pub use by_user::{Revoked, UserSessions, revoke_user_sessions, sessions_of_user};
 pub use cache::CacheKeys;
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
@@ -41,5 +44,6 @@ pub use db::PostgresStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use db::SqliteStore;
 pub use file::FileStore;
+pub use list::ListSessions;
 pub use memory::MemoryStore;
 pub use signed_cookies::{MAX_COOKIE_BYTES, SignedCookieStore};

@@ -118,6 +118,28 @@ impl CacheKeys {
     pub(crate) fn key(&self, key: &SessionKey) -> String {
         self.key_for(key.as_str())
     }
+
+    /// A Redis `MATCH` pattern for every cache key these keys make: the
+    /// full prefix, its glob characters escaped, then `*`.
+    #[allow(dead_code, reason = "for RedisStore")]
+    pub(crate) fn match_pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.full_prefix.len() + 2);
+        for c in self.full_prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        pattern
+    }
+
+    /// The session key a cache key names, if it is one of these keys.
+    #[allow(dead_code, reason = "for RedisStore")]
+    pub(crate) fn session_key_of(&self, cache_key: &[u8]) -> Option<SessionKey> {
+        let key = cache_key.strip_prefix(self.full_prefix.as_bytes())?;
+        super::list::parse_listed(key)
+    }
 }
 
 /// The bytes a cache holds for a session: the dict pickled as Django's
@@ -179,6 +201,34 @@ mod tests {
                 sesame_codec::session_cache_key(prefix, version, CACHE_KEY_PREFIX, "abcdefgh")
             );
         }
+    }
+
+    #[test]
+    fn match_patterns_escape_glob_characters_and_keys_strip_back() {
+        assert_eq!(
+            CacheKeys::default().match_pattern(),
+            ":1:django.contrib.sessions.cache*"
+        );
+        assert_eq!(
+            CacheKeys::default()
+                .with_key_prefix(r"a*b?[c]\d")
+                .match_pattern(),
+            r"a\*b\?\[c\]\\d:1:django.contrib.sessions.cache*"
+        );
+        let keys = CacheKeys::default();
+        let session = SessionKey::generate();
+        assert_eq!(
+            keys.session_key_of(keys.key(&session).as_bytes()),
+            Some(session.clone())
+        );
+        // `cache` is a prefix of `cached_db`: the rest (`d_db…`) is no key.
+        let cached_db = CacheKeys::cached_db().key(&session);
+        assert_eq!(keys.session_key_of(cached_db.as_bytes()), None);
+        assert_eq!(
+            keys.session_key_of(b":1:django.contrib.sessions.cache"),
+            None
+        );
+        assert_eq!(keys.session_key_of(b"other"), None);
     }
 
     #[test]

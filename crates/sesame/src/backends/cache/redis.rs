@@ -12,7 +12,10 @@ use time::OffsetDateTime;
 use super::{CacheKeys, decode, encode};
 use sesame_codec::SessionMap;
 
-use crate::backends::{Record, Saved, SessionCache, SessionStore, Version, create_unique};
+use crate::backends::list::{LIST_PAGE, paged};
+use crate::backends::{
+    ListSessions, Record, Saved, SessionCache, SessionStore, Version, create_unique,
+};
 use crate::{Error, Result, SessionKey};
 
 /// How long a command or a connection attempt may take before it fails,
@@ -290,6 +293,139 @@ impl RedisStore {
             }
             outcome => outcome,
         }
+    }
+}
+
+/// A Cluster's primaries, as `(host, port)`.
+type Primaries = Arc<[(String, u16)]>;
+
+/// Where a listing of a Redis store is: the `SCAN` cursor, and on a
+/// Cluster which primary it is on.
+struct ScanAt {
+    cursor: u64,
+    /// `None`: a standalone server. The Cluster's primaries (`host`,
+    /// `port`), found on the first page, and the index of the one scanned.
+    #[cfg_attr(not(feature = "redis-cluster"), allow(dead_code))]
+    primaries: Option<(Primaries, usize)>,
+}
+
+impl RedisStore {
+    /// One `SCAN` page of this store's keys, and where the next begins.
+    async fn scan_page(&self, at: ScanAt) -> Result<(Vec<SessionKey>, Option<ScanAt>)> {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(at.cursor)
+            .arg("MATCH")
+            .arg(self.keys.match_pattern())
+            .arg("COUNT")
+            .arg(LIST_PAGE);
+        let (cursor, names, primaries): (u64, Vec<Vec<u8>>, Option<(Primaries, usize)>) =
+            match &self.conn {
+                Conn::Single(conn) => {
+                    let (cursor, names) = scan
+                        .query_async(&mut conn.clone())
+                        .await
+                        .map_err(Error::backend)?;
+                    (cursor, names, None)
+                }
+                #[cfg(feature = "redis-cluster")]
+                Conn::Cluster(conn) => {
+                    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+
+                    let mut conn = conn.clone();
+                    let (primaries, index) = match at.primaries {
+                        Some(at) => at,
+                        None => (cluster_primaries(&mut conn).await?, 0),
+                    };
+                    let Some((host, port)) = primaries.get(index) else {
+                        return Ok((Vec::new(), None));
+                    };
+                    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: host.clone(),
+                        port: *port,
+                    });
+                    let reply = conn
+                        .route_command(scan, routing)
+                        .await
+                        .map_err(Error::backend)?;
+                    let (cursor, names) = redis::from_redis_value(reply)
+                        .map_err(|e| Error::backend(redis::RedisError::from(e)))?;
+                    (cursor, names, Some((primaries, index)))
+                }
+            };
+        let keys = names
+            .iter()
+            .filter_map(|name| self.keys.session_key_of(name))
+            .collect();
+        let next = match (cursor, primaries) {
+            (0, None) => None,
+            (cursor, None) => Some(ScanAt {
+                cursor,
+                primaries: None,
+            }),
+            // This primary is done: on to the next one.
+            (0, Some((primaries, index))) => (index + 1 < primaries.len()).then(|| ScanAt {
+                cursor: 0,
+                primaries: Some((primaries, index + 1)),
+            }),
+            (cursor, Some(primaries)) => Some(ScanAt {
+                cursor,
+                primaries: Some(primaries),
+            }),
+        };
+        Ok((keys, next))
+    }
+}
+
+/// The addresses of a Cluster's primaries, each once, in a stable order.
+#[cfg(feature = "redis-cluster")]
+async fn cluster_primaries(
+    conn: &mut redis::cluster_async::ClusterConnection,
+) -> Result<Primaries> {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+
+    // Without a response policy, a command sent to every primary answers
+    // with a map from each primary's address to its reply.
+    let reply = conn
+        .route_command(
+            redis::cmd("PING"),
+            RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+        )
+        .await
+        .map_err(Error::backend)?;
+    let Value::Map(replies) = reply else {
+        return Err(Error::backend(std::io::Error::other(
+            "the cluster did not name its primaries",
+        )));
+    };
+    let mut primaries = Vec::with_capacity(replies.len());
+    for (address, _) in replies {
+        let address: String = redis::from_redis_value(address)
+            .map_err(|e| Error::backend(redis::RedisError::from(e)))?;
+        let parsed = address
+            .rsplit_once(':')
+            .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)));
+        let Some(primary) = parsed else {
+            return Err(Error::backend(std::io::Error::other(format!(
+                "the cluster named a primary at {address:?}, not host:port"
+            ))));
+        };
+        primaries.push(primary);
+    }
+    primaries.sort();
+    primaries.dedup();
+    Ok(primaries.into())
+}
+
+/// Lists with `SCAN … MATCH <prefix>* COUNT 500`: on a Cluster, every
+/// primary in turn. A key that expires or moves to another primary (slot
+/// migration) while the listing runs may be missed or listed twice.
+impl ListSessions for RedisStore {
+    fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
+        let start = ScanAt {
+            cursor: 0,
+            primaries: None,
+        };
+        paged(start, move |at| self.scan_page(at))
     }
 }
 

@@ -23,7 +23,8 @@ use sesame_codec::{DB_SALT, SessionMap, Signer};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
 use super::Version;
-use crate::Result;
+use super::list::{LIST_PAGE, parse_listed};
+use crate::{Result, SessionKey};
 
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -121,6 +122,7 @@ struct Syntax {
 /// | `touch` | expire, key, now |
 /// | `delete` | key |
 /// | `clear_expired` | now |
+/// | `list` | after (a key), now |
 #[derive(Debug)]
 struct Statements {
     load: String,
@@ -131,6 +133,8 @@ struct Statements {
     touch: String,
     delete: String,
     clear_expired: String,
+    /// One page of live keys after a key, in key order ([`LIST_PAGE`] rows).
+    list: String,
 }
 
 impl Statements {
@@ -171,8 +175,25 @@ impl Statements {
             touch: format!("UPDATE {t} SET expire_date = {} WHERE {}", p(1), live(2, 3)),
             delete: format!("DELETE FROM {t} WHERE session_key = {}", p(1)),
             clear_expired: format!("DELETE FROM {t} WHERE expire_date < {}", p(1)),
+            list: format!(
+                "SELECT session_key FROM {t} WHERE session_key > {} AND expire_date > {} \
+                 ORDER BY session_key LIMIT {LIST_PAGE}",
+                p(1),
+                p(2)
+            ),
         }
     }
+}
+
+/// One page of listed rows: the session keys among `raw` (other names
+/// skipped) and the key to list after next, `None` once a page is short.
+fn list_page(raw: Vec<String>) -> (Vec<SessionKey>, Option<String>) {
+    let full = raw.len() >= LIST_PAGE;
+    let keys = raw
+        .iter()
+        .filter_map(|k| parse_listed(k.as_bytes()))
+        .collect();
+    (keys, if full { raw.into_iter().last() } else { None })
 }
 
 /// Reads an `expire_date` as text: Django's layout on SQLite (which

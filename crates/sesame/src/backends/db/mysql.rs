@@ -11,7 +11,7 @@ use super::{
     Condition, Statements, Syntax, decode, encode, expire_index_name, parse_datetime,
     to_stored_time,
 };
-use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
+use crate::backends::{ListSessions, Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey, Signer, codec};
 
 /// MySQL's `ER_DUP_KEYNAME`: the index exists (a concurrent `migrate` made it).
@@ -224,6 +224,21 @@ impl fmt::Debug for MySqlStore {
             .field("table", &self.table)
             .field("connections", &self.pool.size())
             .finish_non_exhaustive()
+    }
+}
+
+/// Lists live rows by primary key, 500 per query.
+impl ListSessions for MySqlStore {
+    fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
+        super::super::list::paged(String::new(), move |after| async move {
+            let raw: Vec<String> = sqlx::query_scalar(&self.sql.list)
+                .bind(after)
+                .bind(now())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Error::backend)?;
+            Ok(super::list_page(raw))
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{
     Condition, Statements, Syntax, decode, encode, expire_index_name, quote_ansi, to_stored_time,
 };
-use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
+use crate::backends::{ListSessions, Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey, Signer, codec};
 
 /// The advisory lock `migrate` holds, so concurrent migrations (several
@@ -193,6 +193,21 @@ impl fmt::Debug for PostgresStore {
             .field("table", &self.table)
             .field("connections", &self.pool.size())
             .finish_non_exhaustive()
+    }
+}
+
+/// Lists live rows by primary key, 500 per query.
+impl ListSessions for PostgresStore {
+    fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
+        super::super::list::paged(String::new(), move |after| async move {
+            let raw: Vec<String> = sqlx::query_scalar(&self.sql.list)
+                .bind(after)
+                .bind(OffsetDateTime::now_utc())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Error::backend)?;
+            Ok(super::list_page(raw))
+        })
     }
 }
 

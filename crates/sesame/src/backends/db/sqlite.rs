@@ -16,7 +16,7 @@ use super::{
     Condition, Statements, Syntax, decode, encode, expire_index_name, parse_datetime, quote_ansi,
     to_stored_time,
 };
-use crate::backends::{Record, Saved, SessionStore, Version, create_unique};
+use crate::backends::{ListSessions, Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey, Signer};
 
 /// How long a connection waits for a lock another process holds (a Django
@@ -465,6 +465,26 @@ impl fmt::Debug for SqliteStore {
             .field("table", &self.table)
             .field("readers", &self.conns.readers.len())
             .finish()
+    }
+}
+
+/// Lists live rows by primary key, 500 per query, on a reader connection.
+impl ListSessions for SqliteStore {
+    fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
+        super::super::list::paged(String::new(), move |after| async move {
+            let now = now();
+            let raw: Vec<Option<String>> = self
+                .read(move |conn, sql| {
+                    conn.prepare_cached(&sql.list)?
+                        .query_map(params![after, now], |row| text(row, 0))?
+                        .collect()
+                })
+                .await?;
+            // A blob key sorts after every text one: the text keys end there.
+            let ended = raw.iter().any(Option::is_none);
+            let (keys, next) = super::list_page(raw.into_iter().flatten().collect());
+            Ok((keys, next.filter(|_| !ended)))
+        })
     }
 }
 
