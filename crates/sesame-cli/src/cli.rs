@@ -98,6 +98,25 @@ pub enum Command {
         is not a session key, the store is memory:, or SECRET_KEY is unset."
     )]
     Inspect(InspectArgs),
+    /// Delete every session of one user, except the one under --except
+    /// ("log out everywhere").
+    #[command(
+        about = "Delete every session of one user, except the one under --except (\"log out \
+                 everywhere\")",
+        long_about = "Delete every live session in which --user is logged in (its _auth_user_id, \
+        as Django's login() writes it), except the one under --except, and print how many. \
+        --dry-run prints them instead (the key's first four characters and the expiry) and \
+        deletes nothing.\n\n\
+        No store keeps an index by user, Django's included: every session is read, and \
+        verified with SECRET_KEY and SECRET_KEY_FALLBACKS (or the key serve generated). With \
+        --cache, the database is read and each session deleted from both. A request still \
+        holding a revoked session cannot save it back.\n\n\
+        Exit status 1: the store fails, or some sessions could not be decoded with the keys \
+        given (they are counted, and could not be checked); 2: --user is empty, --except is \
+        not a session key, SECRET_KEY is unset, or the store cannot list its sessions \
+        (memory:, signed-cookies:, memcached://)."
+    )]
+    Revoke(RevokeArgs),
 }
 
 /// Arguments of `sesame serve`.
@@ -213,6 +232,32 @@ pub struct InspectArgs {
         help = "The session key (the sessionid cookie's value)"
     )]
     pub key: String,
+}
+
+/// Arguments of `sesame revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Where sessions are kept.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The user whose sessions to revoke.
+    #[arg(
+        long,
+        value_name = "ID",
+        help = "The user's id, as Django stores it in _auth_user_id (the primary key, as text)"
+    )]
+    pub user: String,
+    /// A session of the user's to keep.
+    #[arg(
+        long,
+        value_name = "KEY",
+        help = "A session to keep (its key, the sessionid cookie's value): \"log out my other \
+                devices\""
+    )]
+    pub except: Option<String>,
+    /// Print the sessions instead of deleting them.
+    #[arg(long, help = "Print the user's sessions and delete nothing")]
+    pub dry_run: bool,
 }
 
 /// Resolves a `--salt` value: `signed-cookies` is shorthand for

@@ -8,6 +8,7 @@
 //! sesame decode [--salt SALT] [--max-age S] [--now T]   # signed value on stdin -> session JSON
 //! sesame encode [--salt SALT] [--now T]                 # session JSON on stdin -> signed value
 //! sesame inspect --store URL KEY                        # Django's Session.get_decoded()
+//! sesame revoke --store URL --user ID [--except KEY]     # log a user out everywhere
 //! ```
 //!
 //! `--store` (or `SESAME_STORE`) takes `sqlite://PATH` (the default is
@@ -56,5 +57,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Decode(args) => cmd::decode::run(&args),
         Command::Encode(args) => cmd::encode::run(&args),
         Command::Inspect(args) => cmd::inspect::run(&args).await,
+        Command::Revoke(args) => cmd::revoke::run(&args).await,
     }
 }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use anyhow::Context as _;
 use axum::Router;
+use futures_util::stream::{self, BoxStream, Stream, StreamExt as _};
 #[cfg(feature = "memcached")]
 use sesame::backends::MemcachedStore;
 #[cfg(feature = "mysql")]
@@ -18,7 +19,8 @@ use sesame::backends::SignedCookieStore;
 #[cfg(feature = "sqlite")]
 use sesame::backends::SqliteStore;
 use sesame::backends::{
-    CacheKeys, CachedDbStore, FileStore, MemoryStore, Record, Saved, SessionCache, SessionStore,
+    CacheKeys, CachedDbStore, FileStore, ListSessions, MemoryStore, Record, Saved, SessionCache,
+    SessionStore,
 };
 use sesame::codec::SessionMap;
 use sesame::{Settings, SettingsError, Signer};
@@ -371,6 +373,35 @@ impl SessionStore for Store {
     }
 }
 
+/// A store that cannot list its sessions: its listing is this one error.
+fn cannot_list(why: &'static str) -> BoxStream<'static, sesame::Result<sesame::SessionKey>> {
+    stream::once(std::future::ready(Err(sesame::Error::backend(why)))).boxed()
+}
+
+/// Lists the sessions of every store that can (see [`ListSessions`]); on
+/// `signed-cookies:` and `memcached://` the listing is an error (`revoke`
+/// refuses those stores before opening them).
+impl ListSessions for Store {
+    fn session_keys(&self) -> impl Stream<Item = sesame::Result<sesame::SessionKey>> + Send + '_ {
+        match self {
+            Self::Memory(s) => s.session_keys().boxed(),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s.session_keys().boxed(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.session_keys().boxed(),
+            #[cfg(feature = "mysql")]
+            Self::MySql(s) => s.session_keys().boxed(),
+            Self::File(s) => s.session_keys().boxed(),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.session_keys().boxed(),
+            Self::CachedDb(s) => s.session_keys().boxed(),
+            Self::SignedCookies(_) => cannot_list("signed cookies are stored nowhere to list"),
+            #[cfg(feature = "memcached")]
+            Self::Memcached(_) => cannot_list("memcached cannot list its keys"),
+        }
+    }
+}
+
 const CACHE_NEEDS_A_DATABASE: &str = "--cache needs a database --store (sqlite://, postgres://, \
      mysql://, file:// or memory:): this one cannot sit behind a cache";
 
@@ -468,6 +499,12 @@ impl SessionStore for Db {
 
     async fn clear_expired(&self) -> sesame::Result<u64> {
         each_db!(self, s => s.clear_expired().await)
+    }
+}
+
+impl ListSessions for Db {
+    fn session_keys(&self) -> impl Stream<Item = sesame::Result<sesame::SessionKey>> + Send + '_ {
+        each_db!(self, s => s.session_keys().boxed())
     }
 }
 

@@ -766,3 +766,255 @@ mod inspect_signed_cookies {
         assert_eq!(run.code(), Some(1), "{run:?}");
     }
 }
+
+/// `sesame revoke`: a user's sessions deleted, others kept, on SQLite (and
+/// `cached_db` on Redis when `SESAME_TEST_REDIS_URL` is set).
+#[cfg(feature = "sqlite")]
+mod revoke {
+    use sesame::backends::{Record, SessionStore, SqliteStore};
+    use sesame::codec::SessionMap;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::common::TempDir;
+
+    const KEY: &str = "revoke-secret";
+
+    fn logged_in(user: &Value) -> SessionMap {
+        let Value::Object(map) = json!({
+            "_auth_user_id": user,
+            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+        }) else {
+            unreachable!()
+        };
+        map
+    }
+
+    fn in_2100() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(4_102_444_800).unwrap()
+    }
+
+    async fn create<S: SessionStore>(store: &S, data: SessionMap) -> String {
+        let saved = store.create(&Record::new(data, in_2100())).await.unwrap();
+        saved.key.as_str().to_owned()
+    }
+
+    /// A migrated SQLite file and its URL.
+    async fn sqlite() -> (TempDir, SqliteStore, String) {
+        let dir = TempDir::new("revoke");
+        let path = dir.path().join("db.sqlite3");
+        let store = SqliteStore::open(&path, Signer::new(KEY)).unwrap();
+        store.migrate().await.unwrap();
+        let url = format!("sqlite://{}", path.display());
+        (dir, store, url)
+    }
+
+    async fn live<S: SessionStore>(store: &S, key: &str) -> bool {
+        let key = sesame::SessionKey::from_bytes(key.as_bytes()).unwrap();
+        store.exists(&key).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn revoke_deletes_the_users_sessions_but_the_one_kept_and_never_prints_a_key() {
+        let (_dir, store, url) = sqlite().await;
+        let laptop = create(&store, logged_in(&json!("42"))).await;
+        // An id stored as a number (an old Django, another client) is the same user.
+        let phone = create(&store, logged_in(&json!(42))).await;
+        let other = create(&store, logged_in(&json!("420"))).await;
+        let anonymous = create(&store, SessionMap::new()).await;
+        let env = [("SECRET_KEY", KEY.to_owned())];
+
+        let run = sesame(
+            &["revoke", "--store", &url, "--user", "42", "--dry-run"],
+            &env,
+            b"",
+        )
+        .await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        let mut lines: Vec<&str> = run.stdout.lines().collect();
+        assert_eq!(
+            lines.pop(),
+            Some("would revoke 2 sessions of user \"42\" (checked 4 sessions)"),
+            "{run:?}"
+        );
+        lines.sort_unstable();
+        let mut want = [
+            format!("{}… expires 2100-01-01T00:00:00Z", &laptop[..4]),
+            format!("{}… expires 2100-01-01T00:00:00Z", &phone[..4]),
+        ];
+        want.sort_unstable();
+        assert_eq!(lines, want, "{run:?}");
+        for key in [&laptop, &phone, &other, &anonymous] {
+            assert!(live(&store, key).await, "--dry-run deleted a session");
+        }
+
+        let run = sesame(
+            &[
+                "revoke", "--store", &url, "--user", "42", "--except", &laptop,
+            ],
+            &env,
+            b"",
+        )
+        .await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        assert_eq!(
+            run.stdout,
+            format!(
+                "revoked 1 session of user \"42\" (checked 4 sessions, kept {}…)\n",
+                &laptop[..4]
+            )
+        );
+        assert!(live(&store, &laptop).await, "the kept session");
+        assert!(!live(&store, &phone).await, "the revoked session");
+        assert!(live(&store, &other).await && live(&store, &anonymous).await);
+        for key in [&laptop, &phone] {
+            assert!(
+                !run.stdout.contains(key.as_str()) && !run.stderr.contains(key.as_str()),
+                "a whole key was printed: {run:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_the_keys_cannot_decode_are_counted_and_fail_the_run() {
+        let (_dir, store, url) = sqlite().await;
+        let mine = create(&store, logged_in(&json!("7"))).await;
+        create(&store, logged_in(&json!("8"))).await;
+        // A row signed with another key: it may be user 7's, or not.
+        let foreign = Signer::new("another-key").dumps_session(
+            &logged_in(&json!("7")),
+            sesame::codec::DB_SALT,
+            OffsetDateTime::now_utc(),
+        );
+        let conn = rusqlite::Connection::open(url.trim_start_matches("sqlite://")).unwrap();
+        conn.execute(
+            "INSERT INTO django_session (session_key, session_data, expire_date) \
+             VALUES ('foreignsession0000000000000001', ?1, '2999-01-01 00:00:00')",
+            [foreign],
+        )
+        .unwrap();
+        let env = [("SECRET_KEY", KEY.to_owned())];
+        let run = sesame(&["revoke", "--store", &url, "--user", "7"], &env, b"").await;
+        assert_eq!(run.code(), Some(1), "{run:?}");
+        assert_eq!(
+            run.stdout,
+            "revoked 1 session of user \"7\" (checked 2 sessions)\n"
+        );
+        assert!(
+            run.stderr
+                .contains("could not decode 1 of the 3 sessions with SECRET_KEY"),
+            "{run:?}"
+        );
+        assert!(!live(&store, &mine).await);
+
+        // With the other key as a fallback, every session is checked.
+        let env = [
+            ("SECRET_KEY", KEY.to_owned()),
+            ("SECRET_KEY_FALLBACKS", json!(["another-key"]).to_string()),
+        ];
+        let run = sesame(&["revoke", "--store", &url, "--user", "7"], &env, b"").await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        assert_eq!(
+            run.stdout,
+            "revoked 1 session of user \"7\" (checked 2 sessions)\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_and_stores_that_cannot_list_exit_2_before_anything_is_opened() {
+        let (_dir, _store, url) = sqlite().await;
+        let env = [("SECRET_KEY", KEY.to_owned())];
+        for (args, says) in [
+            (
+                vec!["--store", url.as_str(), "--user", ""],
+                "--user is empty",
+            ),
+            (
+                vec![
+                    "--store",
+                    url.as_str(),
+                    "--user",
+                    "1",
+                    "--except",
+                    "../etc/passwd",
+                ],
+                "--except is not a session key",
+            ),
+            (
+                vec!["--store", "memory:", "--user", "1"],
+                "memory of the process",
+            ),
+            (
+                vec!["--store", "signed-cookies:", "--user", "1"],
+                "replacing SECRET_KEY",
+            ),
+            // Nothing listens there: refused before any connection.
+            (
+                vec!["--store", "memcached://127.0.0.1:1", "--user", "1"],
+                "cannot list its keys",
+            ),
+        ] {
+            let mut all = vec!["revoke"];
+            all.extend(args);
+            let run = sesame(&all, &env, b"").await;
+            assert_eq!(run.code(), Some(2), "{all:?}: {run:?}");
+            assert!(run.stderr.contains(says), "{all:?}: {run:?}");
+            assert!(!run.stderr.contains("../etc/passwd"), "echoed: {run:?}");
+            assert_eq!(run.stdout, "");
+        }
+        // No SECRET_KEY and no key serve generated: nothing can be verified.
+        let run = sesame(&["revoke", "--store", &url, "--user", "1"], &[], b"").await;
+        assert_eq!(run.code(), Some(2), "{run:?}");
+        assert!(run.stderr.contains("SECRET_KEY is not set"), "{run:?}");
+        // An SQLite file that does not exist is never created.
+        let missing = url.replace("db.sqlite3", "missing.sqlite3");
+        let run = sesame(&["revoke", "--store", &missing, "--user", "1"], &env, b"").await;
+        assert_eq!(run.code(), Some(1), "{run:?}");
+        assert!(run.stderr.contains("sesame migrate"), "{run:?}");
+    }
+
+    /// `cached_db`: the database is read, and each revoked session leaves
+    /// the cache too.
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn revoke_on_cached_db_deletes_from_the_database_and_the_cache() {
+        use sesame::backends::{CacheKeys, CachedDbStore, RedisStore};
+
+        let Some(redis_url) = sesame_conformance::env_url("REDIS") else {
+            return;
+        };
+        let (_dir, db, url) = sqlite().await;
+        let cache = RedisStore::connect(&redis_url)
+            .await
+            .unwrap()
+            .with_keys(CacheKeys::cached_db());
+        let store = CachedDbStore::new(cache.clone(), db.clone());
+        let user = format!("user-{}", sesame::SessionKey::generate().as_str());
+        let gone = create(&store, logged_in(&json!(user))).await;
+        let kept = create(&store, logged_in(&json!("someone else"))).await;
+        let cached = |key: &str| {
+            let key = sesame::SessionKey::from_bytes(key.as_bytes()).unwrap();
+            let cache = cache.clone();
+            async move { cache.exists(&key).await.unwrap() }
+        };
+        assert!(cached(&gone).await, "create fills the cache");
+
+        let env = [("SECRET_KEY", KEY.to_owned())];
+        let run = sesame(
+            &[
+                "revoke", "--store", &url, "--cache", &redis_url, "--user", &user,
+            ],
+            &env,
+            b"",
+        )
+        .await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        assert!(
+            run.stdout.starts_with("revoked 1 session of user"),
+            "{run:?}"
+        );
+        assert!(!live(&db, &gone).await, "the row");
+        assert!(!cached(&gone).await, "the cached copy");
+        assert!(live(&db, &kept).await && cached(&kept).await);
+    }
+}

@@ -4,11 +4,13 @@
 use anyhow::Context as _;
 use serde_json::json;
 use sesame::backends::SessionStore as _;
-use sesame::{KeyKind, SessionKey, Settings};
+use sesame::{KeyKind, SessionKey};
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::InspectArgs;
-use crate::cmd::{UsageError, migrate_hint, require_existing_database, signer_for_store};
+use crate::cmd::{
+    UsageError, cookie_settings_from_env, migrate_hint, require_existing_database, signer_for_store,
+};
 use crate::store_url::{Store, StoreUrl, Upkeep};
 
 /// Prints the live session stored under `args.key` as one line of JSON:
@@ -96,19 +98,4 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
         "session": &*record.data,
     });
     crate::cmd::print_json(shown)
-}
-
-/// `SESSION_COOKIE_NAME` and `SESSION_COOKIE_AGE` from the environment
-/// (Django's defaults when unset), the settings `inspect` reads besides the
-/// keys: where a file store's files are, how long a session lives.
-fn cookie_settings_from_env() -> Result<Settings, UsageError> {
-    let mut settings = Settings::from_lookup(|name| match name {
-        "SESSION_COOKIE_AGE" => std::env::var(name).ok(),
-        _ => None,
-    })
-    .map_err(|e| UsageError(e.to_string()))?;
-    if let Ok(name) = std::env::var("SESSION_COOKIE_NAME") {
-        settings.cookie_name = name;
-    }
-    Ok(settings)
 }

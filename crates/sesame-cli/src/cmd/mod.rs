@@ -5,6 +5,7 @@ pub mod decode;
 pub mod encode;
 pub mod inspect;
 pub mod migrate;
+pub mod revoke;
 pub mod serve;
 
 use std::fmt;
@@ -81,6 +82,25 @@ pub fn maintenance_signer(settings: &Settings) -> Signer {
     settings
         .signer()
         .unwrap_or_else(|_| Signer::new("sesame: maintenance commands never sign session data"))
+}
+
+/// `SESSION_COOKIE_NAME` and `SESSION_COOKIE_AGE` from the environment
+/// (Django's defaults when unset), the settings `inspect` and `revoke` read besides the
+/// keys: where a file store's files are, how long a session lives.
+///
+/// # Errors
+///
+/// A [`UsageError`] when `SESSION_COOKIE_AGE` is invalid.
+pub fn cookie_settings_from_env() -> Result<Settings, UsageError> {
+    let mut settings = Settings::from_lookup(|name| match name {
+        "SESSION_COOKIE_AGE" => std::env::var(name).ok(),
+        _ => None,
+    })
+    .map_err(|e| UsageError(e.to_string()))?;
+    if let Ok(name) = std::env::var("SESSION_COOKIE_NAME") {
+        settings.cookie_name = name;
+    }
+    Ok(settings)
 }
 
 /// Fails when `url` names an SQLite file that does not exist, so that a
