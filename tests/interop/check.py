@@ -21,6 +21,10 @@ first 4 characters of each.
 
 Environment: SESAME_INTEROP_STRICT_AUTH=1 turns the known gap (a Sesame
 login has no `_auth_user_hash`, so Django flushes it) into a failure.
+REVOKE_BIN, REVOKE_STORE, REVOKE_CACHE, REVOKE_SECRET_KEY,
+REVOKE_SECRET_KEY_FALLBACKS and REVOKE_CACHE_KEY_PREFIX (set by run.sh) say
+how to run `sesame revoke` on the shared store; without REVOKE_BIN (a
+control run) the revoke check passes with a note.
 """
 
 import argparse
@@ -29,6 +33,7 @@ import http.client
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -535,6 +540,54 @@ def logout_django_ends_both(ctx):
 def logout_sesame_ends_both(ctx):
     """Logout on Sesame ends the session on Django too."""
     return logout_ends_both(ctx, ctx.sesame, ctx.django)
+
+
+def run_revoke(ctx, args):
+    """Runs `sesame revoke --store … ARGS` as run.sh describes it (REVOKE_*
+    variables); returns (exit status, stdout, stderr), redacted."""
+    argv = [os.environ["REVOKE_BIN"], "revoke", "--store", os.environ["REVOKE_STORE"]]
+    if os.environ.get("REVOKE_CACHE"):
+        argv += ["--cache", os.environ["REVOKE_CACHE"]]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "SECRET_KEY": os.environ["REVOKE_SECRET_KEY"],
+        "SECRET_KEY_FALLBACKS": os.environ.get("REVOKE_SECRET_KEY_FALLBACKS", ""),
+        "SESAME_CACHE_KEY_PREFIX": os.environ.get("REVOKE_CACHE_KEY_PREFIX", ""),
+        "RUST_LOG": "warn",
+    }
+    proc = subprocess.run(
+        argv + args, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    return proc.returncode, redact(proc.stdout.strip()), redact(proc.stderr.strip())
+
+
+@check("revoke_ends_django_logins", needs=("django",))
+def revoke_ends_django_logins(ctx):
+    """`sesame revoke --user 9 --except K` ends user 9's other Django logins on
+    both servers, and leaves K and user 10 logged in."""
+    if not os.environ.get("REVOKE_BIN"):
+        return "control run: no sesame binary"
+    dj, se = ctx.django, ctx.sesame
+    kept, other_device, other_user = ctx.browser(), ctx.browser(), ctx.browser()
+    for b, uid in ((kept, 9), (other_device, 9), (other_user, 10)):
+        expect_user(b.get(dj, "/login-as/%d" % uid).json(), uid, "django /login-as/%d" % uid)
+    status, out, err = run_revoke(ctx, ["--user", "9", "--except", kept.cookie])
+    if ctx.signed:
+        # Nothing is stored to revoke: refused, and says what works instead.
+        if status != 2 or "SECRET_KEY" not in err:
+            raise CheckFailed("revoke on signed cookies: status %d, stderr %r" % (status, err))
+        return "refused, as signed cookies are stored nowhere"
+    if status != 0 or not out.startswith('revoked 1 session of user "9"'):
+        raise CheckFailed("sesame revoke: status %d, stdout %r, stderr %r" % (status, out, err))
+    expect_user(whoami(kept, dj), 9, "django /whoami with the kept session")
+    expect_user(whoami(other_user, dj), 10, "django /whoami of another user")
+    revoked = other_device.cookie
+    for server in (dj, se):
+        expect_empty(
+            whoami(ctx.browser(revoked), server),
+            "%s /whoami with the revoked session" % server.name,
+        )
+    return None
 
 
 def tamper(value):

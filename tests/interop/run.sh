@@ -248,6 +248,7 @@ start_django() {
 # tables) sesame. Sets DJ_PORT SE_PORT DJ_PID SE_PID DJ_DOWN SE_DOWN.
 start_pair() {
     local name=$1 key=$2 fallbacks=$3
+    CUR_KEY=$key CUR_FALLBACKS=$fallbacks # for `sesame revoke` in run_checks
     read -r DJ_PORT SE_PORT <<<"$(free_ports)"
     DJ_DOWN="" SE_DOWN="" DJ_PID="" SE_PID=""
     local dj_log=$WORK/$name-django.log se_log=$WORK/$name-sesame.log
@@ -286,7 +287,11 @@ run_checks() {
         --state "$WORK/$BACKEND.state.json" --results "$RESULTS")
     [ -z "$DJ_DOWN" ] || args+=(--django-down "$DJ_DOWN")
     [ -z "$SE_DOWN" ] || args+=(--sesame-down "$SE_DOWN")
-    timeout "$CHECK_TIMEOUT" python3 "$HERE/check.py" "${args[@]}" ||
+    local revoke=()
+    [ "${INTEROP_CONTROL:-}" = 1 ] || revoke=(REVOKE_BIN="$BIN" REVOKE_STORE="$SE_STORE"
+        REVOKE_CACHE="$SE_CACHE" REVOKE_SECRET_KEY="$CUR_KEY"
+        REVOKE_SECRET_KEY_FALLBACKS="$CUR_FALLBACKS" REVOKE_CACHE_KEY_PREFIX="$CACHE_PREFIX")
+    env ${revoke[@]+"${revoke[@]}"} timeout "$CHECK_TIMEOUT" python3 "$HERE/check.py" "${args[@]}" ||
         [ $? -eq 1 ] || echo "FAIL $BACKEND/$1: check.py did not finish" | tee -a "$RESULTS"
 }
 

@@ -34,6 +34,8 @@ use crate::store_url::{Store, StoreUrl, Upkeep};
 /// what it found, some sessions could not be decoded with the keys given,
 /// and so could not be checked (any of them may be the user's).
 pub async fn run(args: &RevokeArgs) -> anyhow::Result<()> {
+    let url = &args.store.store;
+    refuse_unlistable(url)?;
     if args.user.is_empty() {
         return Err(
             UsageError("--user is empty: give the user's id (its primary key)".into()).into(),
@@ -50,8 +52,6 @@ pub async fn run(args: &RevokeArgs) -> anyhow::Result<()> {
             })
         })
         .transpose()?;
-    let url = &args.store.store;
-    refuse_unlistable(url)?;
     let signer = signer_for_store(url)?;
     require_existing_database(url)?;
     let settings = cookie_settings_from_env()?;
