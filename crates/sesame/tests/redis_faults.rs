@@ -389,6 +389,79 @@ async fn hostile_values_in_redis_start_an_empty_session() {
     .await;
 }
 
+/// Listing (`ListSessions`) finds a store's own keys and no others: a
+/// `KEY_PREFIX` holding glob characters (`*`, `?`, `[`, `]`, `\`) is
+/// matched literally, a store with a prefix the glob would have matched sees
+/// none of it, and keys that are not session keys under the prefix are
+/// skipped. On a private server, so the whole keyspace is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_matches_only_this_stores_keys_literally() {
+    use futures_util::TryStreamExt as _;
+    use sesame::backends::{CacheKeys, ListSessions, Record, SessionStore};
+
+    let [port] = free_ports();
+    let Some(server) = Server::start(port, &[]).await else {
+        return;
+    };
+    bounded(async {
+        let store_with = |prefix: &str| {
+            let prefix = prefix.to_owned();
+            let url = server.url();
+            async move {
+                connect(&url)
+                    .await
+                    .with_keys(CacheKeys::default().with_key_prefix(prefix))
+            }
+        };
+        let globby = store_with(r"a*[b]?\c").await;
+        // What `a*[b]?\c` would match as a pattern.
+        let lookalike = store_with("aXXbYc").await;
+        let plain = store_with("").await;
+        let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let mut mine = Vec::new();
+        for _ in 0..3 {
+            let saved = globby
+                .create(&Record::new(Default::default(), expires))
+                .await
+                .unwrap();
+            mine.push(saved.key);
+        }
+        let theirs = lookalike
+            .create(&Record::new(Default::default(), expires))
+            .await
+            .unwrap()
+            .key;
+        let mut conn = server.admin().await;
+        // Under the prefix but not a session key; and no prefix at all.
+        for name in [
+            r"a*[b]?\c:1:django.contrib.sessions.cacheNOT-A-KEY",
+            "unrelated",
+        ] {
+            let _: () = redis::cmd("SET")
+                .arg(name)
+                .arg("x")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+
+        let listed = |store: &RedisStore| {
+            let store = store.clone();
+            async move {
+                let mut keys: Vec<SessionKey> = store.session_keys().try_collect().await.unwrap();
+                keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                keys.dedup();
+                keys
+            }
+        };
+        mine.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(listed(&globby).await, mine);
+        assert_eq!(listed(&lookalike).await, vec![theirs]);
+        assert_eq!(listed(&plain).await, Vec::<SessionKey>::new());
+    })
+    .await;
+}
+
 /// A TTL past what a date can hold (another client's `PEXPIRE` of some
 /// hundred million years) is read as no expiry: the request is served, not
 /// a panic.
