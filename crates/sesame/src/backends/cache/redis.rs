@@ -401,9 +401,15 @@ async fn cluster_primaries(
     for (address, _) in replies {
         let address: String = redis::from_redis_value(address)
             .map_err(|e| Error::backend(redis::RedisError::from(e)))?;
-        let parsed = address
-            .rsplit_once(':')
-            .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)));
+        // `host:port`, split at the last colon: an IPv6 host may come with or
+        // without brackets.
+        let parsed = address.rsplit_once(':').and_then(|(host, port)| {
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            Some((host.to_owned(), port.parse().ok()?))
+        });
         let Some(primary) = parsed else {
             return Err(Error::backend(std::io::Error::other(format!(
                 "the cluster named a primary at {address:?}, not host:port"
