@@ -19,8 +19,8 @@ use sesame::backends::SignedCookieStore;
 #[cfg(feature = "sqlite")]
 use sesame::backends::SqliteStore;
 use sesame::backends::{
-    CacheKeys, CachedDbStore, FileStore, ListSessions, MemoryStore, Record, Saved, SessionCache,
-    SessionStore,
+    CacheKeys, CachedDbStore, FileStore, ListSessions, Listed, MemoryStore, Record, Saved,
+    SessionCache, SessionStore,
 };
 use sesame::codec::SessionMap;
 use sesame::{Settings, SettingsError, Signer};
@@ -374,7 +374,7 @@ impl SessionStore for Store {
 }
 
 /// A store that cannot list its sessions: its listing is this one error.
-fn cannot_list(why: &'static str) -> BoxStream<'static, sesame::Result<sesame::SessionKey>> {
+fn cannot_list<T: Send + 'static>(why: &'static str) -> BoxStream<'static, sesame::Result<T>> {
     stream::once(std::future::ready(Err(sesame::Error::backend(why)))).boxed()
 }
 
@@ -395,6 +395,25 @@ impl ListSessions for Store {
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.session_keys().boxed(),
             Self::CachedDb(s) => s.session_keys().boxed(),
+            Self::SignedCookies(_) => cannot_list("signed cookies are stored nowhere to list"),
+            #[cfg(feature = "memcached")]
+            Self::Memcached(_) => cannot_list("memcached cannot list its keys"),
+        }
+    }
+
+    fn sessions(&self) -> impl Stream<Item = sesame::Result<Listed>> + Send + '_ {
+        match self {
+            Self::Memory(s) => s.sessions().boxed(),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s.sessions().boxed(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.sessions().boxed(),
+            #[cfg(feature = "mysql")]
+            Self::MySql(s) => s.sessions().boxed(),
+            Self::File(s) => s.sessions().boxed(),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.sessions().boxed(),
+            Self::CachedDb(s) => s.sessions().boxed(),
             Self::SignedCookies(_) => cannot_list("signed cookies are stored nowhere to list"),
             #[cfg(feature = "memcached")]
             Self::Memcached(_) => cannot_list("memcached cannot list its keys"),
@@ -505,6 +524,10 @@ impl SessionStore for Db {
 impl ListSessions for Db {
     fn session_keys(&self) -> impl Stream<Item = sesame::Result<sesame::SessionKey>> + Send + '_ {
         each_db!(self, s => s.session_keys().boxed())
+    }
+
+    fn sessions(&self) -> impl Stream<Item = sesame::Result<Listed>> + Send + '_ {
+        each_db!(self, s => s.sessions().boxed())
     }
 }
 

@@ -15,7 +15,7 @@
 mod sql_support;
 
 use serde_json::json;
-use sesame::backends::{Record, SessionStore, Version};
+use sesame::backends::{ListSessions, Record, SessionStore, Version, sessions_of_user};
 use sesame::codec::SessionMap;
 use sesame::{Error, SessionKey};
 use time::{Duration, OffsetDateTime};
@@ -45,12 +45,26 @@ mod cases {
     /// The live row under `key` cannot be read: `load` is `Corrupt` (not a
     /// backend error, which would be an outage), and an unconditional save,
     /// what the session layer does next, replaces it.
-    pub(crate) async fn unreadable_row_is_corrupt_until_saved_over<S: SessionStore>(
+    ///
+    /// Reading every session (a user's sessions, `sesame revoke`) counts it
+    /// as unreadable and still reads the rows around it.
+    pub(crate) async fn unreadable_row_is_corrupt_until_saved_over<S: ListSessions>(
         store: &S,
         key: &SessionKey,
     ) {
         let loaded = store.load(key).await;
         assert!(matches!(loaded, Err(Error::Corrupt(_))), "{loaded:?}");
+        let login = map(json!({"_auth_user_id": "lister"}));
+        let theirs = store
+            .create(&Record::new(login, in_hours(1)))
+            .await
+            .unwrap()
+            .key;
+        let found = sessions_of_user(store, "lister").await.unwrap();
+        assert_eq!(found.sessions.len(), 1, "{found:?}");
+        assert_eq!(found.sessions[0].0, theirs);
+        assert_eq!((found.checked, found.unreadable), (1, 1), "{found:?}");
+        store.delete(&theirs).await.unwrap();
         store
             .save(key, &Record::new(map(json!({"fresh": 1})), in_hours(1)))
             .await

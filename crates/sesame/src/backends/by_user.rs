@@ -8,9 +8,6 @@ use time::OffsetDateTime;
 use super::list::ListSessions;
 use crate::{Error, Result, SessionKey};
 
-/// How many sessions are read at once while looking for a user's.
-const READ_AHEAD: usize = 16;
-
 /// The sessions of one user a store holds, found by reading every session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -52,8 +49,8 @@ fn belongs_to(data: &SessionMap, user_id: &str) -> bool {
 
 /// Finds the live sessions in which `user_id` is logged in (their
 /// `_auth_user_id`, as [`Session::login`](crate::Session::login) and
-/// Django's `login()` write it), by loading every session the store lists,
-/// sixteen at a time.
+/// Django's `login()` write it), by reading every session the store holds
+/// ([`ListSessions::sessions`]).
 ///
 /// A session that cannot be decoded is counted in
 /// [`unreadable`](UserSessions::unreadable) and skipped; a session that
@@ -87,15 +84,9 @@ fn belongs_to(data: &SessionMap, user_id: &str) -> bool {
 /// `findByPrincipalName` are the nearest.
 pub async fn sessions_of_user<S: ListSessions>(store: &S, user_id: &str) -> Result<UserSessions> {
     let mut found = UserSessions::default();
-    let loads = store
-        .session_keys()
-        .map_ok(|key| async move {
-            let loaded = store.load(&key).await;
-            Ok((key, loaded))
-        })
-        .try_buffer_unordered(READ_AHEAD);
-    let mut loads = std::pin::pin!(loads);
-    while let Some((key, loaded)) = loads.try_next().await? {
+    let sessions = store.sessions();
+    let mut sessions = std::pin::pin!(sessions);
+    while let Some((key, loaded)) = sessions.try_next().await? {
         match loaded {
             Ok(Some(record)) => {
                 found.checked += 1;

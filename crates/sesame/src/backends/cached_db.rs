@@ -8,7 +8,7 @@ use sesame_codec::SessionMap;
 use time::OffsetDateTime;
 
 use super::base::{Record, Saved, SessionStore, Version};
-use super::list::ListSessions;
+use super::list::{ListSessions, Listed};
 use crate::{Error, Result, SessionKey};
 
 /// A cache a [`CachedDbStore`] keeps copies of sessions in: Django's cache
@@ -256,6 +256,10 @@ fn cache_snapshot(data: &SessionMap) -> Result<Version> {
 impl<C: SessionCache, D: ListSessions> ListSessions for CachedDbStore<C, D> {
     fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
         self.db.session_keys()
+    }
+
+    fn sessions(&self) -> impl futures_util::Stream<Item = Result<Listed>> + Send + '_ {
+        self.db.sessions()
     }
 }
 

@@ -5,8 +5,8 @@ use std::future::Future;
 
 use futures_util::stream::{self, Stream, StreamExt as _, TryStreamExt as _};
 
-use super::base::SessionStore;
-use crate::{Result, SessionKey};
+use super::base::{Record, SessionStore};
+use crate::{Error, Result, SessionKey};
 
 /// How many keys a store fetches per round trip while listing (an SQL
 /// `LIMIT`, a Redis `SCAN … COUNT`).
@@ -70,9 +70,38 @@ pub trait ListSessions: SessionStore {
     ///
     /// The stream yields a backend error when the store fails, and ends.
     fn session_keys(&self) -> impl Stream<Item = Result<SessionKey>> + Send + '_;
+
+    /// The sessions in the store, each with what [`load`](SessionStore::load)
+    /// returns for it: `Ok(None)` for one that expired or was deleted after
+    /// it was listed, `Err(Corrupt)` for one that cannot be decoded.
+    ///
+    /// The default loads each listed key, sixteen at a time; the SQL stores
+    /// read the rows with their keys, a page per query.
+    ///
+    /// # Errors
+    ///
+    /// The stream yields a backend error of the listing, or of a load, and ends.
+    fn sessions(&self) -> impl Stream<Item = Result<Listed>> + Send + '_ {
+        self.session_keys()
+            .map_ok(move |key| async move {
+                match self.load(&key).await {
+                    Ok(record) => Ok((key, Ok(record))),
+                    Err(e @ Error::Corrupt(_)) => Ok((key, Err(e))),
+                    Err(e) => Err(e),
+                }
+            })
+            .try_buffer_unordered(READ_AHEAD)
+    }
 }
 
-/// The keys of pages fetched one after the other: `next_page(cursor)`
+/// A listed session: its key, and its record (`None`: gone since it was
+/// listed) or why it cannot be read ([`Error::Corrupt`]).
+pub type Listed = (SessionKey, Result<Option<Record>>);
+
+/// How many sessions [`ListSessions::sessions`] loads at once by default.
+const READ_AHEAD: usize = 16;
+
+/// The items of pages fetched one after the other: `next_page(cursor)`
 /// returns one page and the cursor of the next, `None` after the last.
 #[cfg_attr(
     not(any(
@@ -83,14 +112,15 @@ pub trait ListSessions: SessionStore {
     )),
     allow(dead_code)
 )]
-pub(crate) fn paged<'a, C, F, Fut>(
+pub(crate) fn paged<'a, T, C, F, Fut>(
     first: C,
     mut next_page: F,
-) -> impl Stream<Item = Result<SessionKey>> + Send + 'a
+) -> impl Stream<Item = Result<T>> + Send + 'a
 where
+    T: Send + 'a,
     C: Send + 'a,
     F: FnMut(C) -> Fut + Send + 'a,
-    Fut: Future<Output = Result<(Vec<SessionKey>, Option<C>)>> + Send + 'a,
+    Fut: Future<Output = Result<(Vec<T>, Option<C>)>> + Send + 'a,
 {
     stream::try_unfold(Some(first), move |cursor| {
         let page = cursor.map(&mut next_page);
@@ -101,7 +131,7 @@ where
             }
         }
     })
-    .map_ok(|keys: Vec<SessionKey>| stream::iter(keys.into_iter().map(Ok)))
+    .map_ok(|items: Vec<T>| stream::iter(items.into_iter().map(Ok)))
     .try_flatten()
     .boxed()
 }

@@ -44,6 +44,6 @@ pub use db::PostgresStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use db::SqliteStore;
 pub use file::FileStore;
-pub use list::ListSessions;
+pub use list::{ListSessions, Listed};
 pub use memory::MemoryStore;
 pub use signed_cookies::{MAX_COOKIE_BYTES, SignedCookieStore};

@@ -122,7 +122,7 @@ struct Syntax {
 /// | `touch` | expire, key, now |
 /// | `delete` | key |
 /// | `clear_expired` | now |
-/// | `list` | after (a key), now |
+/// | `list`, `list_records` | after (a key), now |
 #[derive(Debug)]
 struct Statements {
     load: String,
@@ -135,6 +135,9 @@ struct Statements {
     clear_expired: String,
     /// One page of live keys after a key, in key order ([`LIST_PAGE`] rows).
     list: String,
+    /// The same page with each row's data and expiry, in `load`'s column
+    /// order (`session_data`, expiry, then `session_key`).
+    list_records: String,
 }
 
 impl Statements {
@@ -181,6 +184,13 @@ impl Statements {
                 p(1),
                 p(2)
             ),
+            list_records: format!(
+                "SELECT session_data, {}, session_key FROM {t} \
+                 WHERE session_key > {} AND expire_date > {} ORDER BY session_key LIMIT {LIST_PAGE}",
+                syntax.read_expire,
+                p(1),
+                p(2)
+            ),
         }
     }
 }
@@ -194,6 +204,31 @@ fn list_page(raw: Vec<String>) -> (Vec<SessionKey>, Option<String>) {
         .filter_map(|k| parse_listed(k.as_bytes()))
         .collect();
     (keys, if full { raw.into_iter().last() } else { None })
+}
+
+/// One page of listed rows with their records: the sessions among them
+/// (rows whose key is not a session key skipped) and the key to list after
+/// next, `None` once a page is short. `record` reads one row; a
+/// [`Corrupt`](crate::Error::Corrupt) row is listed with its error, any
+/// other error fails the page.
+fn records_page<R>(
+    rows: Vec<(String, R)>,
+    mut record: impl FnMut(R) -> Result<super::Record>,
+) -> Result<(Vec<super::Listed>, Option<String>)> {
+    let full = rows.len() >= LIST_PAGE;
+    let mut listed = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for (raw, row) in rows {
+        if let Some(key) = parse_listed(raw.as_bytes()) {
+            match record(row) {
+                Ok(r) => listed.push((key, Ok(Some(r)))),
+                Err(e @ crate::Error::Corrupt(_)) => listed.push((key, Err(e))),
+                Err(e) => return Err(e),
+            }
+        }
+        last = Some(raw);
+    }
+    Ok((listed, if full { last } else { None }))
 }
 
 /// Reads an `expire_date` as text: Django's layout on SQLite (which

@@ -4,14 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use sqlx::Row;
-use sqlx::mysql::{MySqlDatabaseError, MySqlPool};
+use sqlx::mysql::{MySqlDatabaseError, MySqlPool, MySqlRow};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::{
     Condition, Statements, Syntax, decode, encode, expire_index_name, parse_datetime,
     to_stored_time,
 };
-use crate::backends::{ListSessions, Record, Saved, SessionStore, Version, create_unique};
+use crate::backends::{ListSessions, Listed, Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey, Signer, codec};
 
 /// MySQL's `ER_DUP_KEYNAME`: the index exists (a concurrent `migrate` made it).
@@ -227,7 +227,25 @@ impl fmt::Debug for MySqlStore {
     }
 }
 
-/// Lists live rows by primary key, 500 per query.
+impl MySqlStore {
+    /// The record a `load` or `list_records` row holds (`session_data`,
+    /// `CAST(expire_date AS CHAR)`, …).
+    fn record_of(&self, row: &MySqlRow) -> Result<Record> {
+        // As bytes: a column altered to a binary type may hold anything.
+        let stored: &[u8] = row.try_get(0).map_err(Error::backend)?;
+        let stored = String::from_utf8(stored.to_vec())
+            .map_err(|_| Error::Corrupt(codec::Error::Malformed("session_data is not UTF-8")))?;
+        let expire_date: String = row.try_get(1).map_err(Error::backend)?;
+        Ok(Record {
+            data: decode(&self.signer, &stored)?.into(),
+            expires_at: parse_datetime(&expire_date)?,
+            version: Some(Version::new(stored)),
+        })
+    }
+}
+
+/// Lists live rows by primary key, 500 per query (with their data, for
+/// [`sessions`](ListSessions::sessions)).
 impl ListSessions for MySqlStore {
     fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
         super::super::list::paged(String::new(), move |after| async move {
@@ -240,6 +258,22 @@ impl ListSessions for MySqlStore {
             Ok(super::list_page(raw))
         })
     }
+
+    fn sessions(&self) -> impl futures_util::Stream<Item = Result<Listed>> + Send + '_ {
+        super::super::list::paged(String::new(), move |after| async move {
+            let rows = sqlx::query(&self.sql.list_records)
+                .bind(after)
+                .bind(now())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Error::backend)?;
+            let rows = rows
+                .into_iter()
+                .map(|row| Ok((row.try_get::<String, _>(2).map_err(Error::backend)?, row)))
+                .collect::<Result<Vec<_>>>()?;
+            super::records_page(rows, |row| self.record_of(&row))
+        })
+    }
 }
 
 impl SessionStore for MySqlStore {
@@ -250,19 +284,7 @@ impl SessionStore for MySqlStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(Error::backend)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        // As bytes: a column altered to a binary type may hold anything.
-        let stored: &[u8] = row.try_get(0).map_err(Error::backend)?;
-        let stored = String::from_utf8(stored.to_vec())
-            .map_err(|_| Error::Corrupt(codec::Error::Malformed("session_data is not UTF-8")))?;
-        let expire_date: String = row.try_get(1).map_err(Error::backend)?;
-        Ok(Some(Record {
-            data: decode(&self.signer, &stored)?.into(),
-            expires_at: parse_datetime(&expire_date)?,
-            version: Some(Version::new(stored)),
-        }))
+        row.map(|row| self.record_of(&row)).transpose()
     }
 
     async fn create(&self, record: &Record) -> Result<Saved> {

@@ -4,13 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use sqlx::Row;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgPool, PgRow};
 use time::OffsetDateTime;
 
 use super::{
     Condition, Statements, Syntax, decode, encode, expire_index_name, quote_ansi, to_stored_time,
 };
-use crate::backends::{ListSessions, Record, Saved, SessionStore, Version, create_unique};
+use crate::backends::{ListSessions, Listed, Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey, Signer, codec};
 
 /// The advisory lock `migrate` holds, so concurrent migrations (several
@@ -196,18 +196,74 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-/// Lists live rows by primary key, 500 per query.
+impl PostgresStore {
+    /// The record a `load` or `list_records` row holds (`session_data`,
+    /// the clamped `expire_date`, …).
+    fn record_of(&self, row: &PgRow) -> Result<Record> {
+        let stored: String = row.try_get(0).map_err(Error::backend)?;
+        let expires_at: OffsetDateTime = row.try_get(1).map_err(Error::backend)?;
+        Ok(Record {
+            data: decode(&self.signer, &stored)?.into(),
+            expires_at,
+            version: Some(Version::new(stored)),
+        })
+    }
+
+    /// One page of keys after `after`, as `session_keys` lists them.
+    async fn key_page(&self, after: String) -> Result<(Vec<SessionKey>, Option<String>)> {
+        let raw: Vec<String> = sqlx::query_scalar(&self.sql.list)
+            .bind(after)
+            .bind(OffsetDateTime::now_utc())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::backend)?;
+        Ok(super::list_page(raw))
+    }
+
+    /// One page of sessions after `after`, with their records. A page
+    /// holding a row the server cannot send as UTF-8 fails as a whole
+    /// (SQLSTATE 22021): that page's keys are then loaded one by one, so
+    /// only the bad row is listed as corrupt.
+    async fn session_page(&self, after: String) -> Result<(Vec<Listed>, Option<String>)> {
+        let rows = sqlx::query(&self.sql.list_records)
+            .bind(&after)
+            .bind(OffsetDateTime::now_utc())
+            .fetch_all(&self.pool)
+            .await;
+        match rows {
+            Ok(rows) => {
+                let rows = rows
+                    .into_iter()
+                    .map(|row| Ok((row.try_get::<String, _>(2).map_err(Error::backend)?, row)))
+                    .collect::<Result<Vec<_>>>()?;
+                super::records_page(rows, |row| self.record_of(&row))
+            }
+            Err(e) if is_not_in_client_encoding(&e) => {
+                let (keys, next) = self.key_page(after).await?;
+                let mut listed = Vec::with_capacity(keys.len());
+                for key in keys {
+                    match self.load(&key).await {
+                        Ok(record) => listed.push((key, Ok(record))),
+                        Err(e @ Error::Corrupt(_)) => listed.push((key, Err(e))),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok((listed, next))
+            }
+            Err(e) => Err(Error::backend(e)),
+        }
+    }
+}
+
+/// Lists live rows by primary key, 500 per query (with their data, for
+/// [`sessions`](ListSessions::sessions)).
 impl ListSessions for PostgresStore {
     fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
-        super::super::list::paged(String::new(), move |after| async move {
-            let raw: Vec<String> = sqlx::query_scalar(&self.sql.list)
-                .bind(after)
-                .bind(OffsetDateTime::now_utc())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(Error::backend)?;
-            Ok(super::list_page(raw))
-        })
+        super::super::list::paged(String::new(), move |after| self.key_page(after))
+    }
+
+    fn sessions(&self) -> impl futures_util::Stream<Item = Result<Listed>> + Send + '_ {
+        super::super::list::paged(String::new(), move |after| self.session_page(after))
     }
 }
 
@@ -225,16 +281,7 @@ impl SessionStore for PostgresStore {
                     Error::backend(e)
                 }
             })?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let stored: String = row.try_get(0).map_err(Error::backend)?;
-        let expires_at: OffsetDateTime = row.try_get(1).map_err(Error::backend)?;
-        Ok(Some(Record {
-            data: decode(&self.signer, &stored)?.into(),
-            expires_at,
-            version: Some(Version::new(stored)),
-        }))
+        row.map(|row| self.record_of(&row)).transpose()
     }
 
     async fn create(&self, record: &Record) -> Result<Saved> {

@@ -16,7 +16,7 @@ use super::{
     Condition, Statements, Syntax, decode, encode, expire_index_name, parse_datetime, quote_ansi,
     to_stored_time,
 };
-use crate::backends::{ListSessions, Record, Saved, SessionStore, Version, create_unique};
+use crate::backends::{ListSessions, Listed, Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey, Signer};
 
 /// How long a connection waits for a lock another process holds (a Django
@@ -486,6 +486,49 @@ impl ListSessions for SqliteStore {
             Ok((keys, next.filter(|_| !ended)))
         })
     }
+
+    fn sessions(&self) -> impl futures_util::Stream<Item = Result<Listed>> + Send + '_ {
+        super::super::list::paged(String::new(), move |after| async move {
+            let now = now();
+            let rows: Vec<StoredRow> = self
+                .read(move |conn, sql| {
+                    conn.prepare_cached(&sql.list_records)?
+                        .query_map(params![after, now], |row| {
+                            Ok((text(row, 2)?, (text(row, 0)?, text(row, 1)?)))
+                        })?
+                        .collect()
+                })
+                .await?;
+            let ended = rows.iter().any(|(key, _)| key.is_none());
+            let rows = rows
+                .into_iter()
+                .filter_map(|(key, row)| Some((key?, row)))
+                .collect();
+            let (listed, next) =
+                super::records_page(rows, |(stored, expire)| self.record_of(stored, expire))?;
+            Ok((listed, next.filter(|_| !ended)))
+        })
+    }
+}
+
+/// A row's `session_key` (when text) and its `session_data` and
+/// `expire_date` (each when text).
+type StoredRow = (Option<String>, (Option<String>, Option<String>));
+
+impl SqliteStore {
+    /// The record of a row's `session_data` and `expire_date`, each read as
+    /// text when it is text.
+    fn record_of(&self, stored: Option<String>, expire_date: Option<String>) -> Result<Record> {
+        // Not text: nothing a signature could have been checked against.
+        let stored = stored.ok_or(sesame_codec::Error::BadSignature)?;
+        let data = decode(&self.signer, &stored)?;
+        let expire_date = expire_date.ok_or(sesame_codec::Error::Datetime)?;
+        Ok(Record {
+            data: data.into(),
+            expires_at: parse_datetime(&expire_date)?,
+            version: Some(Version::new(stored)),
+        })
+    }
 }
 
 impl SessionStore for SqliteStore {
@@ -501,18 +544,8 @@ impl SessionStore for SqliteStore {
                     .optional()
             })
             .await?;
-        let Some((stored, expire_date)) = row else {
-            return Ok(None);
-        };
-        // Not text: nothing a signature could have been checked against.
-        let stored = stored.ok_or(sesame_codec::Error::BadSignature)?;
-        let data = decode(&self.signer, &stored)?;
-        let expire_date = expire_date.ok_or(sesame_codec::Error::Datetime)?;
-        Ok(Some(Record {
-            data: data.into(),
-            expires_at: parse_datetime(&expire_date)?,
-            version: Some(Version::new(stored)),
-        }))
+        row.map(|(stored, expire_date)| self.record_of(stored, expire_date))
+            .transpose()
     }
 
     async fn create(&self, record: &Record) -> Result<Saved> {
