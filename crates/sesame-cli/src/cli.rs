@@ -114,7 +114,8 @@ pub enum Command {
         Exit status 1: the store fails, or some sessions could not be decoded with the keys \
         given (they are counted, and could not be checked); 2: --user is empty, --except is \
         not a session key, SECRET_KEY is unset, or the store cannot list its sessions \
-        (memory:, signed-cookies:, memcached://)."
+        (memory:, signed-cookies:, memcached://, or --cache memory:, which lives in the serving \
+        process)."
     )]
     Revoke(RevokeArgs),
 }

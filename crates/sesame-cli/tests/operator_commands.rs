@@ -945,6 +945,10 @@ mod revoke {
                 "memory of the process",
             ),
             (
+                vec!["--store", url.as_str(), "--cache", "memory:", "--user", "1"],
+                "cannot delete its copies",
+            ),
+            (
                 vec!["--store", "signed-cookies:", "--user", "1"],
                 "replacing SECRET_KEY",
             ),

@@ -29,13 +29,25 @@ use crate::store_url::{Store, StoreUrl, Upkeep};
 /// `--user`, an `--except` that is not a session key, a store that cannot
 /// list its sessions (`memory:` and `sqlite::memory:` live in the serving
 /// process, `signed-cookies:` are stored nowhere, memcached cannot list its
-/// keys), or `SECRET_KEY` unset with no generated key. Exit status 1: the
+/// keys), a `--cache memory:` (the serving process's own cache, which this
+/// command cannot reach), or `SECRET_KEY` unset with no generated key. Exit status 1: the
 /// store cannot be opened or read, or a delete fails; or, after revoking
 /// what it found, some sessions could not be decoded with the keys given,
 /// and so could not be checked (any of them may be the user's).
 pub async fn run(args: &RevokeArgs) -> anyhow::Result<()> {
     let url = &args.store.store;
     refuse_unlistable(url)?;
+    if let Some(cache) = &args.store.cache
+        && cache.upkeep() == Upkeep::InProcess
+    {
+        return Err(UsageError(format!(
+            "cannot revoke sessions behind --cache {cache}: that cache lives in the memory of \
+             the process serving the sessions, where this command cannot delete its copies, \
+             and it would go on serving them; revoke with the database alone only once that \
+             process has restarted, or use a shared cache (redis://, memcached://)"
+        ))
+        .into());
+    }
     if args.user.is_empty() {
         return Err(
             UsageError("--user is empty: give the user's id (its primary key)".into()).into(),
