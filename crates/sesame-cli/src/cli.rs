@@ -109,7 +109,8 @@ pub enum Command {
         deletes nothing.\n\n\
         No store keeps an index by user, Django's included: every session is read, and \
         verified with SECRET_KEY and SECRET_KEY_FALLBACKS (or the key serve generated). With \
-        --cache, the database is read and each session deleted from both. A request still \
+        --cache, the database is read and each session deleted from both: give the --cache \
+        (SESAME_CACHE) serve runs with, or the cache keeps serving what the database lost. A request still \
         holding a revoked session cannot save it back.\n\n\
         Exit status 1: the store fails, or some sessions could not be decoded with the keys \
         given (they are counted, and could not be checked); 2: --user is empty, --except is \
