@@ -9,8 +9,9 @@
 #   SESSIONS                 sessions seeded per store (default 100000); one in 10000 is user 1's
 #   BENCH_POSTGRES_URL       a PostgreSQL server and database (e.g. postgres://postgres@127.0.0.1:5432/test);
 #                            the schema sesame_revoke_bench is created there and dropped
-#   BENCH_REDIS_URL          a Redis (e.g. redis://127.0.0.1:6379/0); keys under the prefix
-#                            sesame-revoke-bench-$$ are created there and removed
+#   BENCH_REDIS_URL          a test Redis without a password (e.g. redis://127.0.0.1:6379/0); keys
+#                            under the prefix sesame-revoke-bench-$$ are created there and removed
+#                            (by a script running KEYS: not for a Redis serving others)
 #   SESAME_BIN               the sesame binary (default: cargo build --release --features full)
 #
 # Every seeded session is a Django-format login (signed for SQL, pickled for

@@ -105,8 +105,8 @@ pub enum Command {
                  everywhere\")",
         long_about = "Delete every live session in which --user is logged in (its _auth_user_id, \
         as Django's login() writes it), except the one under --except, and print how many. \
-        --dry-run prints them instead (the key's first four characters and the expiry) and \
-        deletes nothing.\n\n\
+        --dry-run prints them instead (the key's first four characters and the expiry; \
+        (kept) marks the one --except names) and deletes nothing.\n\n\
         No store keeps an index by user, Django's included: every session is read, and \
         verified with SECRET_KEY and SECRET_KEY_FALLBACKS (or the key serve generated). With \
         --cache, the database is read and each session deleted from both: give the --cache \

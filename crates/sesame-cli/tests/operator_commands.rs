@@ -825,7 +825,16 @@ mod revoke {
         let env = [("SECRET_KEY", KEY.to_owned())];
 
         let run = sesame(
-            &["revoke", "--store", &url, "--user", "42", "--dry-run"],
+            &[
+                "revoke",
+                "--store",
+                &url,
+                "--user",
+                "42",
+                "--except",
+                &laptop,
+                "--dry-run",
+            ],
             &env,
             b"",
         )
@@ -834,12 +843,12 @@ mod revoke {
         let mut lines: Vec<&str> = run.stdout.lines().collect();
         assert_eq!(
             lines.pop(),
-            Some("would revoke 2 sessions of user \"42\" (checked 4 sessions)"),
+            Some("would revoke 1 session of user \"42\" (checked 4 sessions)"),
             "{run:?}"
         );
         lines.sort_unstable();
         let mut want = [
-            format!("{}… expires 2100-01-01T00:00:00Z", &laptop[..4]),
+            format!("{}… expires 2100-01-01T00:00:00Z (kept)", &laptop[..4]),
             format!("{}… expires 2100-01-01T00:00:00Z", &phone[..4]),
         ];
         want.sort_unstable();

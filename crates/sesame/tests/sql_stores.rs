@@ -536,6 +536,46 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         cases::unreadable_row_is_corrupt_until_saved_over(&store, &key).await;
     }
 
+    /// Keys another app wrote as text that is not UTF-8, or as a blob, are
+    /// skipped by a listing that goes on past them: every session in the
+    /// pages after one is still listed (`sesame revoke` would otherwise miss
+    /// them and succeed).
+    #[tokio::test]
+    async fn listing_goes_on_past_keys_that_are_not_utf8_text() {
+        use futures_util::TryStreamExt as _;
+
+        let db = TempDb::new();
+        let store = file_store(&db).await;
+        let conn = Connection::open(db.path()).unwrap();
+        // `0\xff…` sorts before almost every random key; the blob after all of them.
+        for key in ["CAST(X'30FF30' AS TEXT)", "X'00FF'"] {
+            conn.execute(
+                &format!("INSERT INTO django_session VALUES ({key}, 'x', '2999-01-01 00:00:00')"),
+                [],
+            )
+            .unwrap();
+        }
+        let mut created = Vec::new();
+        for _ in 0..520 {
+            let login = map(json!({"_auth_user_id": "many"}));
+            created.push(
+                store
+                    .create(&Record::new(login, in_hours(1)))
+                    .await
+                    .unwrap()
+                    .key,
+            );
+        }
+        created.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let mut keys: Vec<SessionKey> = store.session_keys().try_collect().await.unwrap();
+        keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(keys.len(), created.len(), "sessions listed");
+        assert!(keys == created, "the sessions created, and only those");
+        let found = sessions_of_user(&store, "many").await.unwrap();
+        assert_eq!(found.sessions.len(), 520);
+        assert_eq!((found.checked, found.unreadable), (520, 0));
+    }
+
     #[tokio::test]
     async fn rows_other_apps_wrote_are_corrupt_or_expired_never_a_backend_error() {
         // SQLite stores any type in any column and compares `expire_date`

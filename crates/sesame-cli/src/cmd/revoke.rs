@@ -14,8 +14,9 @@ use crate::store_url::{Store, StoreUrl, Upkeep};
 /// Deletes every live session in which `--user` is logged in (its
 /// `_auth_user_id`, as Django's `login()` and `Session::login` write it),
 /// except the one under `--except`, and prints how many it deleted.
-/// `--dry-run` prints the sessions instead (the key's first four
-/// characters and the expiry, one per line) and deletes nothing.
+/// `--dry-run` prints the user's sessions instead (the key's first four
+/// characters and the expiry, one per line, the one to keep marked
+/// `(kept)`) and deletes nothing.
 ///
 /// No store keeps an index by user, Django's included: every session is
 /// read (and verified with `SECRET_KEY` and `SECRET_KEY_FALLBACKS`, or the
@@ -30,8 +31,8 @@ use crate::store_url::{Store, StoreUrl, Upkeep};
 /// list its sessions (`memory:` and `sqlite::memory:` live in the serving
 /// process, `signed-cookies:` are stored nowhere, memcached cannot list its
 /// keys), a `--cache memory:` (the serving process's own cache, which this
-/// command cannot reach), or `SECRET_KEY` unset with no generated key. Exit status 1: the
-/// store cannot be opened or read, or a delete fails; or, after revoking
+/// command cannot reach), or `SECRET_KEY` unset with no generated key.
+/// Exit status 1: the store cannot be opened or read, or a delete fails; or, after revoking
 /// what it found, some sessions could not be decoded with the keys given,
 /// and so could not be checked (any of them may be the user's).
 pub async fn run(args: &RevokeArgs) -> anyhow::Result<()> {
@@ -75,15 +76,22 @@ pub async fn run(args: &RevokeArgs) -> anyhow::Result<()> {
     let user = &args.user;
     let (checked, unreadable) = if args.dry_run {
         let found = sessions_of_user(&store, user).await.map_err(failed)?;
+        let mut would = 0;
         for (key, expires_at) in &found.sessions {
             let expires_at = expires_at
                 .format(&Rfc3339)
                 .context("an expiry date cannot be written as RFC 3339")?;
-            println!("{} expires {expires_at}", key.redacted());
+            let kept = if keep.as_ref() == Some(key) {
+                " (kept)"
+            } else {
+                would += 1;
+                ""
+            };
+            println!("{} expires {expires_at}{kept}", key.redacted());
         }
         println!(
             "would revoke {} of user {user:?} (checked {})",
-            sessions(found.sessions.len()),
+            sessions(would),
             sessions(found.checked)
         );
         (found.checked, found.unreadable)

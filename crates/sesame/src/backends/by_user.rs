@@ -14,7 +14,8 @@ use crate::{Error, Result, SessionKey};
 pub struct UserSessions {
     /// The user's live sessions: each key and when it expires.
     pub sessions: Vec<(SessionKey, OffsetDateTime)>,
-    /// How many sessions were read.
+    /// How many sessions were read (a key Redis's `SCAN` lists twice
+    /// counts twice).
     pub checked: u64,
     /// How many listed sessions could not be decoded ([`Error::Corrupt`]:
     /// usually data signed with a key other than the store's), so could
@@ -80,8 +81,9 @@ fn belongs_to(data: &SessionMap, user_id: &str) -> bool {
 ///
 /// # Django
 ///
-/// Django has no such function; `django-user-sessions` and Spring Session's
-/// `findByPrincipalName` are the nearest.
+/// Django has no such function (its `SessionStore` keeps no index by user);
+/// `django-user-sessions` and Spring Session's `findByPrincipalName` are the
+/// nearest.
 pub async fn sessions_of_user<S: ListSessions>(store: &S, user_id: &str) -> Result<UserSessions> {
     let mut found = UserSessions::default();
     let sessions = store.sessions();
@@ -145,6 +147,12 @@ pub async fn sessions_of_user<S: ListSessions>(store: &S, user_id: &str) -> Resu
 /// assert!(!store.exists(&phone.session_key().expect("saved")).await?);
 /// # Ok(()) }
 /// ```
+///
+/// # Django
+///
+/// None built in: Django users delete the user's rows from `django_session`
+/// by hand, or use `django-user-sessions`; `update_session_auth_hash()` ends
+/// other sessions only on a password change.
 pub async fn revoke_user_sessions<S: ListSessions>(
     store: &S,
     user_id: &str,

@@ -52,13 +52,20 @@ pub(crate) const LIST_PAGE: usize = 500;
 /// assert_eq!(keys, [saved.key]);
 /// # Ok(()) }
 /// ```
+///
+/// # Django
+///
+/// No counterpart: Django's `SessionStore` has no way to list sessions
+/// (`clearsessions` deletes by date in SQL, or by file in the `file` engine).
 pub trait ListSessions: SessionStore {
     /// The keys of the sessions in the store, in no particular order,
     /// fetched page by page as the stream is read.
     ///
     /// Every session stored for the whole time the stream runs is listed at
-    /// least once; Redis's `SCAN` may list a key twice (while its table
-    /// grows), the other stores list each key once.
+    /// least once, except on a Redis Cluster whose slots move between
+    /// primaries meanwhile (a key can then be missed); Redis's `SCAN` may
+    /// list a key twice (while its table grows), the other stores list each
+    /// key once.
     ///
     /// A store that can tell expired records lists only live ones; one
     /// that cannot (a Redis key expiring between two pages) may list a key

@@ -205,8 +205,6 @@ impl SessionStore for MemoryStore {
     }
 }
 
-/// A `MemoryStore` as the cache of a [`CachedDbStore`](crate::backends::CachedDbStore)
-/// (Django's `cached_db` on `LocMemCache`).
 /// Lists the live records at the moment the stream is first read.
 impl ListSessions for MemoryStore {
     fn session_keys(&self) -> impl Stream<Item = Result<SessionKey>> + Send + '_ {
@@ -224,6 +222,8 @@ impl ListSessions for MemoryStore {
     }
 }
 
+/// A `MemoryStore` as the cache of a [`CachedDbStore`](crate::backends::CachedDbStore)
+/// (Django's `cached_db` on `LocMemCache`).
 impl SessionCache for MemoryStore {
     async fn get(&self, key: &SessionKey) -> Result<Option<Record>> {
         self.load(key).await

@@ -197,11 +197,11 @@ impl Statements {
 
 /// One page of listed rows: the session keys among `raw` (other names
 /// skipped) and the key to list after next, `None` once a page is short.
-fn list_page(raw: Vec<String>) -> (Vec<SessionKey>, Option<String>) {
+fn list_page<K: AsRef<[u8]>>(raw: Vec<K>) -> (Vec<SessionKey>, Option<K>) {
     let full = raw.len() >= LIST_PAGE;
     let keys = raw
         .iter()
-        .filter_map(|k| parse_listed(k.as_bytes()))
+        .filter_map(|k| parse_listed(k.as_ref()))
         .collect();
     (keys, if full { raw.into_iter().last() } else { None })
 }
@@ -211,15 +211,15 @@ fn list_page(raw: Vec<String>) -> (Vec<SessionKey>, Option<String>) {
 /// next, `None` once a page is short. `record` reads one row; a
 /// [`Corrupt`](crate::Error::Corrupt) row is listed with its error, any
 /// other error fails the page.
-fn records_page<R>(
-    rows: Vec<(String, R)>,
+fn records_page<K: AsRef<[u8]>, R>(
+    rows: Vec<(K, R)>,
     mut record: impl FnMut(R) -> Result<super::Record>,
-) -> Result<(Vec<super::Listed>, Option<String>)> {
+) -> Result<(Vec<super::Listed>, Option<K>)> {
     let full = rows.len() >= LIST_PAGE;
     let mut listed = Vec::with_capacity(rows.len());
     let mut last = None;
     for (raw, row) in rows {
-        if let Some(key) = parse_listed(raw.as_bytes()) {
+        if let Some(key) = parse_listed(raw.as_ref()) {
             match record(row) {
                 Ok(r) => listed.push((key, Ok(Some(r)))),
                 Err(e @ crate::Error::Corrupt(_)) => listed.push((key, Err(e))),

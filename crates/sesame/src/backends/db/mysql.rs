@@ -11,6 +11,7 @@ use super::{
     Condition, Statements, Syntax, decode, encode, expire_index_name, parse_datetime,
     to_stored_time,
 };
+use crate::backends::list::paged;
 use crate::backends::{ListSessions, Listed, Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey, Signer, codec};
 
@@ -248,7 +249,7 @@ impl MySqlStore {
 /// [`sessions`](ListSessions::sessions)).
 impl ListSessions for MySqlStore {
     fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
-        super::super::list::paged(String::new(), move |after| async move {
+        paged(String::new(), move |after| async move {
             let raw: Vec<String> = sqlx::query_scalar(&self.sql.list)
                 .bind(after)
                 .bind(now())
@@ -260,7 +261,7 @@ impl ListSessions for MySqlStore {
     }
 
     fn sessions(&self) -> impl futures_util::Stream<Item = Result<Listed>> + Send + '_ {
-        super::super::list::paged(String::new(), move |after| async move {
+        paged(String::new(), move |after| async move {
             let rows = sqlx::query(&self.sql.list_records)
                 .bind(after)
                 .bind(now())

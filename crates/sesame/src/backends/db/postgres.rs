@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::{
     Condition, Statements, Syntax, decode, encode, expire_index_name, quote_ansi, to_stored_time,
 };
+use crate::backends::list::paged;
 use crate::backends::{ListSessions, Listed, Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey, Signer, codec};
 
@@ -223,7 +224,8 @@ impl PostgresStore {
     /// One page of sessions after `after`, with their records. A page
     /// holding a row the server cannot send as UTF-8 fails as a whole
     /// (SQLSTATE 22021): that page's keys are then loaded one by one, so
-    /// only the bad row is listed as corrupt.
+    /// only the bad row is listed as corrupt. (A `session_key` that is not
+    /// UTF-8 fails the keys' query too: the listing ends with that error.)
     async fn session_page(&self, after: String) -> Result<(Vec<Listed>, Option<String>)> {
         let rows = sqlx::query(&self.sql.list_records)
             .bind(&after)
@@ -259,11 +261,11 @@ impl PostgresStore {
 /// [`sessions`](ListSessions::sessions)).
 impl ListSessions for PostgresStore {
     fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
-        super::super::list::paged(String::new(), move |after| self.key_page(after))
+        paged(String::new(), move |after| self.key_page(after))
     }
 
     fn sessions(&self) -> impl futures_util::Stream<Item = Result<Listed>> + Send + '_ {
-        super::super::list::paged(String::new(), move |after| self.session_page(after))
+        paged(String::new(), move |after| self.session_page(after))
     }
 }
 

@@ -16,6 +16,7 @@ use super::{
     Condition, Statements, Syntax, decode, encode, expire_index_name, parse_datetime, quote_ansi,
     to_stored_time,
 };
+use crate::backends::list::paged;
 use crate::backends::{ListSessions, Listed, Record, Saved, SessionStore, Version, create_unique};
 use crate::{Error, Result, SessionKey, Signer};
 
@@ -468,15 +469,16 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-/// Lists live rows by primary key, 500 per query, on a reader connection.
+/// Lists live rows by primary key, 500 per query, on a reader connection
+/// (with their data, for [`sessions`](ListSessions::sessions)).
 impl ListSessions for SqliteStore {
     fn session_keys(&self) -> impl futures_util::Stream<Item = Result<SessionKey>> + Send + '_ {
-        super::super::list::paged(String::new(), move |after| async move {
+        paged(Vec::new(), move |after: Vec<u8>| async move {
             let now = now();
-            let raw: Vec<Option<String>> = self
+            let raw: Vec<Option<Vec<u8>>> = self
                 .read(move |conn, sql| {
                     conn.prepare_cached(&sql.list)?
-                        .query_map(params![after, now], |row| text(row, 0))?
+                        .query_map(params![TextBytes(after), now], |row| key_bytes(row, 0))?
                         .collect()
                 })
                 .await?;
@@ -488,13 +490,13 @@ impl ListSessions for SqliteStore {
     }
 
     fn sessions(&self) -> impl futures_util::Stream<Item = Result<Listed>> + Send + '_ {
-        super::super::list::paged(String::new(), move |after| async move {
+        paged(Vec::new(), move |after: Vec<u8>| async move {
             let now = now();
             let rows: Vec<StoredRow> = self
                 .read(move |conn, sql| {
                     conn.prepare_cached(&sql.list_records)?
-                        .query_map(params![after, now], |row| {
-                            Ok((text(row, 2)?, (text(row, 0)?, text(row, 1)?)))
+                        .query_map(params![TextBytes(after), now], |row| {
+                            Ok((key_bytes(row, 2)?, (text(row, 0)?, text(row, 1)?)))
                         })?
                         .collect()
                 })
@@ -511,9 +513,31 @@ impl ListSessions for SqliteStore {
     }
 }
 
-/// A row's `session_key` (when text) and its `session_data` and
-/// `expire_date` (each when text).
-type StoredRow = (Option<String>, (Option<String>, Option<String>));
+/// A `session_key`'s bytes when SQLite holds it as text, UTF-8 or not (text
+/// another app wrote need not be): such a key is skipped, but the listing
+/// goes on after it. `None` for a blob, which sorts after every text.
+fn key_bytes(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+    Ok(match row.get_ref(index)? {
+        ValueRef::Text(bytes) => Some(bytes.to_vec()),
+        _ => None,
+    })
+}
+
+/// Bytes bound as TEXT: a listing cursor, the last key read, which may not
+/// be UTF-8.
+struct TextBytes(Vec<u8>);
+
+impl rusqlite::ToSql for TextBytes {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(ValueRef::Text(
+            &self.0,
+        )))
+    }
+}
+
+/// A row's `session_key` (its bytes when text) and its `session_data` and
+/// `expire_date` (each when UTF-8 text).
+type StoredRow = (Option<Vec<u8>>, (Option<String>, Option<String>));
 
 impl SqliteStore {
     /// The record of a row's `session_data` and `expire_date`, each read as
