@@ -378,46 +378,39 @@ fn cannot_list<T: Send + 'static>(why: &'static str) -> BoxStream<'static, sesam
     stream::once(std::future::ready(Err(sesame::Error::backend(why)))).boxed()
 }
 
+/// Calls `$body` with `$s` bound to the store inside any variant of `Store`
+/// that can list its sessions; the others' listing is an error.
+macro_rules! each_listing {
+    ($store:expr, $s:ident => $body:expr) => {
+        match $store {
+            Store::Memory($s) => $body,
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite($s) => $body,
+            #[cfg(feature = "postgres")]
+            Store::Postgres($s) => $body,
+            #[cfg(feature = "mysql")]
+            Store::MySql($s) => $body,
+            Store::File($s) => $body,
+            #[cfg(feature = "redis")]
+            Store::Redis($s) => $body,
+            Store::CachedDb($s) => $body,
+            Store::SignedCookies(_) => cannot_list("signed cookies are stored nowhere to list"),
+            #[cfg(feature = "memcached")]
+            Store::Memcached(_) => cannot_list("memcached cannot list its keys"),
+        }
+    };
+}
+
 /// Lists the sessions of every store that can (see [`ListSessions`]); on
 /// `signed-cookies:` and `memcached://` the listing is an error (`revoke`
 /// refuses those stores before opening them).
 impl ListSessions for Store {
     fn session_keys(&self) -> impl Stream<Item = sesame::Result<sesame::SessionKey>> + Send + '_ {
-        match self {
-            Self::Memory(s) => s.session_keys().boxed(),
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => s.session_keys().boxed(),
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => s.session_keys().boxed(),
-            #[cfg(feature = "mysql")]
-            Self::MySql(s) => s.session_keys().boxed(),
-            Self::File(s) => s.session_keys().boxed(),
-            #[cfg(feature = "redis")]
-            Self::Redis(s) => s.session_keys().boxed(),
-            Self::CachedDb(s) => s.session_keys().boxed(),
-            Self::SignedCookies(_) => cannot_list("signed cookies are stored nowhere to list"),
-            #[cfg(feature = "memcached")]
-            Self::Memcached(_) => cannot_list("memcached cannot list its keys"),
-        }
+        each_listing!(self, s => s.session_keys().boxed())
     }
 
     fn sessions(&self) -> impl Stream<Item = sesame::Result<Listed>> + Send + '_ {
-        match self {
-            Self::Memory(s) => s.sessions().boxed(),
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => s.sessions().boxed(),
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => s.sessions().boxed(),
-            #[cfg(feature = "mysql")]
-            Self::MySql(s) => s.sessions().boxed(),
-            Self::File(s) => s.sessions().boxed(),
-            #[cfg(feature = "redis")]
-            Self::Redis(s) => s.sessions().boxed(),
-            Self::CachedDb(s) => s.sessions().boxed(),
-            Self::SignedCookies(_) => cannot_list("signed cookies are stored nowhere to list"),
-            #[cfg(feature = "memcached")]
-            Self::Memcached(_) => cannot_list("memcached cannot list its keys"),
-        }
+        each_listing!(self, s => s.sessions().boxed())
     }
 }
 

@@ -1,6 +1,17 @@
 //! Listing a store's sessions: what finding (and revoking) a user's
 //! sessions needs, since no store keeps an index by user.
 
+// The paging helpers serve the SQL and Redis stores, each behind its feature.
+#![cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "redis"
+    )),
+    allow(dead_code)
+)]
+
 use std::future::Future;
 
 use futures_util::stream::{self, Stream, StreamExt as _, TryStreamExt as _};
@@ -10,15 +21,6 @@ use crate::{Error, Result, SessionKey};
 
 /// How many keys a store fetches per round trip while listing (an SQL
 /// `LIMIT`, a Redis `SCAN … COUNT`).
-#[cfg_attr(
-    not(any(
-        feature = "sqlite",
-        feature = "postgres",
-        feature = "mysql",
-        feature = "redis"
-    )),
-    allow(dead_code)
-)]
 pub(crate) const LIST_PAGE: usize = 500;
 
 /// A store that can list the keys of the sessions it holds.
@@ -110,15 +112,6 @@ const READ_AHEAD: usize = 16;
 
 /// The items of pages fetched one after the other: `next_page(cursor)`
 /// returns one page and the cursor of the next, `None` after the last.
-#[cfg_attr(
-    not(any(
-        feature = "sqlite",
-        feature = "postgres",
-        feature = "mysql",
-        feature = "redis"
-    )),
-    allow(dead_code)
-)]
 pub(crate) fn paged<'a, T, C, F, Fut>(
     first: C,
     mut next_page: F,
