@@ -458,6 +458,20 @@ async fn listing_matches_only_this_stores_keys_literally() {
         assert_eq!(listed(&globby).await, mine);
         assert_eq!(listed(&lookalike).await, vec![theirs]);
         assert_eq!(listed(&plain).await, Vec::<SessionKey>::new());
+
+        // Reading them (one pipeline a page): a value that is no pickle is
+        // counted as unreadable, the others are read.
+        let bad = SessionKey::generate();
+        let _: () = redis::cmd("SET")
+            .arg(globby.keys().key_for(bad.as_str()))
+            .arg("not a pickle")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let found = sesame::backends::sessions_of_user(&globby, "nobody")
+            .await
+            .unwrap();
+        assert_eq!((found.checked, found.unreadable), (3, 1), "{found:?}");
     })
     .await;
 }

@@ -85,22 +85,31 @@ pub trait ListSessions: SessionStore {
     /// it was listed, `Err(Corrupt)` for one that cannot be decoded.
     ///
     /// The default loads each listed key, sixteen at a time; the SQL stores
-    /// read the rows with their keys, a page per query.
+    /// read the rows with their keys, a page per query, and a standalone
+    /// `RedisStore` each `SCAN` page's values in one pipeline.
     ///
     /// # Errors
     ///
     /// The stream yields a backend error of the listing, or of a load, and ends.
     fn sessions(&self) -> impl Stream<Item = Result<Listed>> + Send + '_ {
-        self.session_keys()
-            .map_ok(move |key| async move {
-                match self.load(&key).await {
-                    Ok(record) => Ok((key, Ok(record))),
-                    Err(e @ Error::Corrupt(_)) => Ok((key, Err(e))),
-                    Err(e) => Err(e),
-                }
-            })
-            .try_buffer_unordered(READ_AHEAD)
+        load_each(self, self.session_keys())
     }
+}
+
+/// Each of `keys` with what `store.load` returns for it, sixteen loads at
+/// a time: [`ListSessions::sessions`]' default.
+pub(crate) fn load_each<'a, S: SessionStore + ?Sized>(
+    store: &'a S,
+    keys: impl Stream<Item = Result<SessionKey>> + Send + 'a,
+) -> impl Stream<Item = Result<Listed>> + Send + 'a {
+    keys.map_ok(move |key| async move {
+        match store.load(&key).await {
+            Ok(record) => Ok((key, Ok(record))),
+            Err(e @ Error::Corrupt(_)) => Ok((key, Err(e))),
+            Err(e) => Err(e),
+        }
+    })
+    .try_buffer_unordered(READ_AHEAD)
 }
 
 /// A listed session: its key, and its record (`None`: gone since it was

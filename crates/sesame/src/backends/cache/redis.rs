@@ -14,7 +14,7 @@ use sesame_codec::SessionMap;
 
 use crate::backends::list::{LIST_PAGE, paged};
 use crate::backends::{
-    ListSessions, Record, Saved, SessionCache, SessionStore, Version, create_unique,
+    ListSessions, Listed, Record, Saved, SessionCache, SessionStore, Version, create_unique,
 };
 use crate::{Error, Result, SessionKey};
 
@@ -376,6 +376,62 @@ impl RedisStore {
     }
 }
 
+/// The record a key's `GET` and `PTTL` replies make, read at `now`: `None`
+/// when the key is gone.
+fn record_of(value: Option<Vec<u8>>, pttl: i64, now: OffsetDateTime) -> Result<Option<Record>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    // No TTL: written by someone else without a timeout (Django's
+    // `timeout=None`). It lives until deleted.
+    let never = || now + time::Duration::days(365 * 100);
+    let expires_at = match pttl {
+        // Gone between the two commands, or expiring this millisecond.
+        -2 | 0 => return Ok(None),
+        ms if ms < 0 => never(),
+        // A TTL past what a date holds (year 9999) is as good as none.
+        ms => now
+            .checked_add(time::Duration::milliseconds(ms))
+            .unwrap_or_else(never),
+    };
+    let data = decode(&value)?;
+    Ok(Some(Record {
+        data: data.into(),
+        expires_at,
+        version: Some(Version::new(Bytes::from(value))),
+    }))
+}
+
+impl RedisStore {
+    /// One `SCAN` page of a standalone server's sessions, read with one
+    /// pipeline of `GET` + `PTTL` per key: one more round trip per page.
+    async fn session_page(&self, at: ScanAt) -> Result<(Vec<Listed>, Option<ScanAt>)> {
+        let (keys, next) = self.scan_page(at).await?;
+        if keys.is_empty() {
+            return Ok((Vec::new(), next));
+        }
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            let cache_key = self.keys.key(key);
+            pipe.get(&cache_key).pttl(&cache_key);
+        }
+        let replies: Vec<(Option<Vec<u8>>, i64)> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(Error::backend)?;
+        let now = OffsetDateTime::now_utc();
+        let mut listed = Vec::with_capacity(keys.len());
+        for (key, (value, pttl)) in keys.into_iter().zip(replies) {
+            match record_of(value, pttl, now) {
+                Ok(record) => listed.push((key, Ok(record))),
+                Err(e @ Error::Corrupt(_)) => listed.push((key, Err(e))),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((listed, next))
+    }
+}
+
 /// The addresses of a Cluster's primaries, each once, in a stable order.
 #[cfg(feature = "redis-cluster")]
 async fn cluster_primaries(
@@ -433,6 +489,25 @@ impl ListSessions for RedisStore {
         };
         paged(start, move |at| self.scan_page(at))
     }
+
+    /// On a standalone server, each page's values in one pipeline; on a
+    /// Cluster (whose keys a page spreads over slots), key by key.
+    fn sessions(&self) -> impl futures_util::Stream<Item = Result<Listed>> + Send + '_ {
+        match &self.conn {
+            Conn::Single(_) => {
+                let start = ScanAt {
+                    cursor: 0,
+                    primaries: None,
+                };
+                futures_util::StreamExt::boxed(paged(start, move |at| self.session_page(at)))
+            }
+            #[cfg(feature = "redis-cluster")]
+            Conn::Cluster(_) => futures_util::StreamExt::boxed(crate::backends::list::load_each(
+                self,
+                self.session_keys(),
+            )),
+        }
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -451,28 +526,7 @@ impl SessionStore for RedisStore {
             .get_with_ttl(&cache_key)
             .await
             .map_err(Error::backend)?;
-        let Some(value) = value else {
-            return Ok(None);
-        };
-        let now = OffsetDateTime::now_utc();
-        // No TTL: written by someone else without a timeout (Django's
-        // `timeout=None`). It lives until deleted.
-        let never = || now + time::Duration::days(365 * 100);
-        let expires_at = match pttl {
-            // Gone between the two commands, or expiring this millisecond.
-            -2 | 0 => return Ok(None),
-            ms if ms < 0 => never(),
-            // A TTL past what a date holds (year 9999) is as good as none.
-            ms => now
-                .checked_add(time::Duration::milliseconds(ms))
-                .unwrap_or_else(never),
-        };
-        let data = decode(&value)?;
-        Ok(Some(Record {
-            data: data.into(),
-            expires_at,
-            version: Some(Version::new(Bytes::from(value))),
-        }))
+        record_of(value, pttl, OffsetDateTime::now_utc())
     }
 
     async fn create(&self, record: &Record) -> Result<Saved> {
