@@ -984,6 +984,20 @@ mod revoke {
         let run = sesame(&["revoke", "--store", &missing, "--user", "1"], &env, b"").await;
         assert_eq!(run.code(), Some(1), "{run:?}");
         assert!(run.stderr.contains("sesame migrate"), "{run:?}");
+        // Nor is a session directory: a mistyped one is an error, not "0 revoked".
+        let dir = TempDir::new("revoke-files");
+        let missing = format!("file://{}", dir.path().join("nowhere").display());
+        let run = sesame(&["revoke", "--store", &missing, "--user", "1"], &env, b"").await;
+        assert_eq!(run.code(), Some(1), "{run:?}");
+        assert_eq!(run.stdout, "");
+        assert!(
+            run.stderr.contains("session directory does not exist"),
+            "{run:?}"
+        );
+        assert!(
+            !dir.path().join("nowhere").exists(),
+            "created the directory"
+        );
     }
 
     /// `cached_db`: the database is read, and each revoked session leaves

@@ -494,15 +494,11 @@ impl Inner {
 
     /// The keys of the directory's session files, expired ones included
     /// (telling them apart means reading each). A directory that does not
-    /// exist holds none.
+    /// exist is an error, as for `clear_expired`: a mistyped path must not
+    /// read as "no sessions".
     fn session_keys(&self) -> Result<Vec<SessionKey>> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::backend(e)),
-        };
         let mut keys = Vec::new();
-        for entry in entries {
+        for entry in fs::read_dir(&self.dir).map_err(Error::backend)? {
             let entry = entry.map_err(Error::backend)?;
             let name = entry.file_name();
             let key = name
@@ -768,7 +764,8 @@ fn to_system_time(at: OffsetDateTime) -> Option<SystemTime> {
 }
 
 /// Lists the directory's session files, read in one pass on Tokio's
-/// blocking pool when the stream is first read.
+/// blocking pool when the stream is first read; a directory that does not
+/// exist is a backend error (`NotFound`).
 impl ListSessions for FileStore {
     fn session_keys(&self) -> impl Stream<Item = Result<SessionKey>> + Send + '_ {
         stream::once(self.blocking(Inner::session_keys))
