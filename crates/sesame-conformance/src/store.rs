@@ -167,6 +167,7 @@ pub fn run<F: Future<Output = ()>>(case: &str, test: F) {
 /// |---|---|
 /// | `absent_key_loads_none` | an unknown key loads `None` |
 /// | `create_then_load_round_trips_data_and_expiry` | nested JSON, unicode, insertion order and expiry survive; load fills the version |
+/// | `load_contents_reads_what_load_reads` | the same data (in order) and version; unknown, expired and deleted keys load `None` |
 /// | `create_never_overwrites` | two creates give two distinct, loadable keys |
 /// | `create_ignores_the_record_version` | creating from a loaded record makes a new record |
 /// | `version_from_create_allows_save` | `create`'s version is current |
@@ -222,6 +223,7 @@ macro_rules! store_suite {
             ($make_store) ($caps)
             absent_key_loads_none
             create_then_load_round_trips_data_and_expiry
+            load_contents_reads_what_load_reads
             create_never_overwrites
             create_ignores_the_record_version
             version_from_create_allows_save
@@ -366,6 +368,12 @@ pub mod cases {
             Ok(Some(record)) => panic!("{what}: loaded {record:?}"),
             Err(err) => panic!("{what}: load failed: {err:?}"),
         }
+        match store.load_contents(key).await {
+            Ok(None) => {}
+            Err(Error::Corrupt(sesame::codec::Error::Expired { .. })) if !caps.server_side => {}
+            Ok(Some(contents)) => panic!("{what}: load_contents read {contents:?}"),
+            Err(err) => panic!("{what}: load_contents failed: {err:?}"),
+        }
     }
 
     fn assert_missing<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
@@ -415,6 +423,57 @@ pub mod cases {
         assert_same_data(&loaded.data, &map(data), "round trip");
         assert_expiry(caps, loaded.expires_at, expires_at, "round trip");
         assert!(loaded.version.is_some(), "load must fill the version");
+    }
+
+    /// `load_contents` reads what `load` reads, less the expiry: the same
+    /// data in the same order and the same, current version; nothing for an
+    /// unknown or deleted key (expired keys: [`expired_record_is_never_loaded`]).
+    pub async fn load_contents_reads_what_load_reads<S: SessionStore + Clone>(
+        store: &S,
+        caps: Caps,
+    ) {
+        let unknown = SessionKey::generate();
+        let read = store.load_contents(&unknown).await;
+        assert!(
+            matches!(read, Ok(None)),
+            "an unknown key: load_contents returned {read:?}"
+        );
+
+        let data = json!({"zebra": 1, "apple": {"z": null, "a": [1, "two"]}, "mango": "🍋"});
+        let saved = create(store, data.clone(), in_hours(1)).await;
+        let loaded = load_live(store, &saved.key).await;
+        let contents = store
+            .load_contents(&saved.key)
+            .await
+            .expect("load_contents failed")
+            .expect("a live record should load, but load_contents returned None");
+        assert_same_data(&contents.data, &map(data), "load_contents");
+        assert_same_data(&contents.data, &loaded.data, "load_contents against load");
+        assert_eq!(
+            contents.version, loaded.version,
+            "load and load_contents versions"
+        );
+        if caps.server_side {
+            // The version read is current: a save presenting it succeeds.
+            let mut record = Record::new(map(json!({"n": 2})), in_hours(1));
+            record.version = contents.version.clone();
+            store
+                .save(&saved.key, &record)
+                .await
+                .expect("a save with load_contents's version failed");
+            let again = store
+                .load_contents(&saved.key)
+                .await
+                .expect("load_contents failed")
+                .expect("the saved record should load");
+            assert_same_data(&again.data, &map(json!({"n": 2})), "after the save");
+            store.delete(&saved.key).await.expect("delete failed");
+            let gone = store.load_contents(&saved.key).await;
+            assert!(
+                matches!(gone, Ok(None)),
+                "a deleted key: load_contents returned {gone:?}"
+            );
+        }
     }
 
     /// Creating twice gives two distinct keys, each holding its own record.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sesame_codec::{SESSION_EXPIRY_KEY, SessionMap, TEST_COOKIE_NAME, TEST_COOKIE_VALUE};
 use time::OffsetDateTime;
 
-use crate::backends::{DynStore, Record, Saved, SessionStore, Version};
+use crate::backends::{Contents, DynStore, Record, Saved, SessionStore, Version};
 use crate::shared_map::SharedMap;
 use crate::{Error, Expiry, KeyKind, OutagePolicy, Result, SessionKey, Settings};
 
@@ -331,6 +331,18 @@ impl Session {
         let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
         let result = match first {
             std::task::Poll::Ready(r) => r,
+            // A store that bounds its own calls within the setting needs no
+            // second timer.
+            std::task::Poll::Pending
+                if self
+                    .inner
+                    .shared
+                    .store
+                    .call_timeout()
+                    .is_some_and(|bound| bound <= self.settings().store_timeout) =>
+            {
+                fut.await
+            }
             std::task::Poll::Pending => {
                 match tokio::time::timeout(self.settings().store_timeout, fut).await {
                     Ok(r) => r,
@@ -408,7 +420,7 @@ impl Session {
         let mut found = None;
         let mut first_corrupt = None;
         for key in candidates.iter() {
-            match self.call(self.inner.shared.store.load(key)).await {
+            match self.call(self.inner.shared.store.load_contents(key)).await {
                 Ok(Some(record)) => {
                     found = Some((key.clone(), record));
                     break;
@@ -442,9 +454,11 @@ impl Session {
             // As Django: the record exists, so its key is kept and the
             // next save overwrites it (no version: unconditionally).
             corrupt = true;
-            let expires_at =
-                crate::expiry_date(None, OffsetDateTime::now_utc(), self.settings().cookie_age);
-            found = Some((key, Record::new(SessionMap::new(), expires_at)));
+            let empty = Contents {
+                data: Default::default(),
+                version: None,
+            };
+            found = Some((key, empty));
         }
         let mut state = self.state();
         state.rebase(found);
@@ -772,7 +786,7 @@ impl Session {
         // the removal cookie may not reach: end it too, if it exists (a
         // lookup, so a forged cookie still costs no write).
         for key in others {
-            let live = match self.call(store.load(&key)).await {
+            let live = match self.call(store.load_contents(&key)).await {
                 Ok(found) => found.is_some(),
                 // A record that exists but does not decode is still ended.
                 Err(Error::Corrupt(_)) => true,
@@ -893,7 +907,7 @@ impl Session {
                         break;
                     }
                     backoff(attempt).await;
-                    let fresh = match self.call(shared.store.load(old_key)).await {
+                    let fresh = match self.call(shared.store.load_contents(old_key)).await {
                         Ok(fresh) => fresh,
                         Err(Error::Corrupt(_)) => None,
                         Err(e) => return Err(e),
@@ -1142,7 +1156,7 @@ impl Session {
             self.state().reset_empty();
             return Ok(());
         };
-        let fresh = match self.call(self.inner.shared.store.load(&key)).await {
+        let fresh = match self.call(self.inner.shared.store.load_contents(&key)).await {
             Ok(fresh) => fresh,
             Err(Error::Corrupt(_)) => None,
             Err(e) => return Err(e),
@@ -1261,7 +1275,7 @@ impl Session {
                     // Wait before re-reading, not after: the re-read version
                     // must be as fresh as possible when the next try compares.
                     backoff(attempt).await;
-                    let fresh = match self.call(shared.store.load(&key)).await {
+                    let fresh = match self.call(shared.store.load_contents(&key)).await {
                         Ok(fresh) => fresh,
                         Err(Error::Corrupt(_)) => None,
                         Err(e) => return Err(e),
@@ -1304,7 +1318,7 @@ impl Session {
                 Err(Error::Conflict) => return Ok(()),
                 Err(e) => return Err(e),
             };
-            let fresh = match self.call(store.load(&key)).await {
+            let fresh = match self.call(store.load_contents(&key)).await {
                 Ok(Some(fresh)) => fresh,
                 Ok(None) => return Err(Error::Missing),
                 // Made unreadable meanwhile (another app wrote it): the
@@ -1491,7 +1505,7 @@ impl State {
     /// A changed key whose value equals its base (written back as read, or
     /// changed and changed back) is not re-applied: this session did not
     /// change it after all, and another request's value for it stays.
-    fn rebase(&mut self, fresh: Option<(SessionKey, Record)>) {
+    fn rebase(&mut self, fresh: Option<(SessionKey, Contents)>) {
         let (key, mut data, version) = match fresh {
             Some((key, record)) => (Some(key), SharedMap::from(record.data), record.version),
             None => (None, SharedMap::default(), None),
@@ -1857,6 +1871,65 @@ mod tests {
         }
         async fn delete(&self, key: &SessionKey) -> Result<()> {
             self.inner.delete(key).await
+        }
+    }
+
+    /// A store that answers after `delay` and reports `bound` as the
+    /// longest its calls take.
+    #[derive(Clone)]
+    struct Slow {
+        inner: MemoryStore,
+        delay: std::time::Duration,
+        bound: Option<std::time::Duration>,
+    }
+
+    impl SessionStore for Slow {
+        fn call_timeout(&self) -> Option<std::time::Duration> {
+            self.bound
+        }
+        async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
+            tokio::time::sleep(self.delay).await;
+            self.inner.load(key).await
+        }
+        async fn create(&self, record: &Record) -> Result<Saved> {
+            self.inner.create(record).await
+        }
+        async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
+            self.inner.save(key, record).await
+        }
+        async fn delete(&self, key: &SessionKey) -> Result<()> {
+            self.inner.delete(key).await
+        }
+    }
+
+    /// The session times a store call out after `store_timeout` unless the
+    /// store bounds its calls within it. The store here breaks that promise
+    /// (it answers after six seconds), which shows the session armed no
+    /// timer of its own.
+    #[tokio::test(start_paused = true)]
+    async fn the_sessions_timer_is_armed_unless_the_store_bounds_its_calls_within_it() {
+        let secs = std::time::Duration::from_secs;
+        let inner = MemoryStore::new();
+        let s = Session::new(inner.clone(), None);
+        s.insert("n", 1).await.unwrap();
+        s.save().await.unwrap();
+        let key = s.session_key();
+        assert_eq!(Settings::default().store_timeout, secs(5));
+        for (bound, timed_out) in [(None, true), (Some(secs(10)), true), (Some(secs(1)), false)] {
+            let store = Slow {
+                inner: inner.clone(),
+                delay: secs(6),
+                bound,
+            };
+            let read = Session::new(store, key.clone()).get::<i64>("n").await;
+            if timed_out {
+                assert!(
+                    matches!(read, Err(Error::Timeout)),
+                    "bound {bound:?}: {read:?}"
+                );
+            } else {
+                assert_eq!(read.unwrap(), Some(1), "bound {bound:?}");
+            }
         }
     }
 

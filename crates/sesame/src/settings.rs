@@ -194,7 +194,9 @@ pub struct Settings {
     #[doc(alias = "SESSION_SAVE_EVERY_REQUEST")]
     pub save_every_request: bool,
     /// How long one store call may take before the request gets the outage
-    /// policy (Sesame only; Django has no such limit).
+    /// policy (Sesame only; Django has no such limit). A store that bounds
+    /// its own calls more tightly ([`SessionStore::call_timeout`](crate::backends::SessionStore::call_timeout):
+    /// `RedisStore`, one second by default) is not timed a second time.
     pub store_timeout: Duration,
     /// What a request gets while the store is down or too slow (Sesame
     /// only; Django answers 500).

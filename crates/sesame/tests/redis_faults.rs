@@ -26,7 +26,7 @@ use axum::routing::get;
 use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use sesame::backends::RedisStore;
+use sesame::backends::{Record, RedisStore, SessionStore};
 use sesame::{Session, SessionKey, SessionManagerLayer, Settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -556,14 +556,15 @@ async fn a_request_costs_one_round_trip_to_load_and_one_to_save() {
             calls("set"),
         );
         assert_eq!(reads, 2, "{stats}");
-        // Load: GET + PTTL, pipelined. Save: EVALSHA, whose script calls
-        // GET and SET (Redis counts those too).
+        // Load: one GET, as Django's (no PTTL: a request never reads the
+        // stored expiry). Save: EVALSHA, whose script calls GET and SET
+        // (Redis counts those too).
         assert_eq!(
-            (calls("get"), calls("pttl"), calls("evalsha"), calls("set")),
-            (2, 1, 1, 1),
+            (calls("get"), calls("evalsha"), calls("set")),
+            (2, 1, 1),
             "{stats}"
         );
-        for other in ["eval", "exists", "del", "script", "pexpire"] {
+        for other in ["eval", "exists", "del", "script", "pexpire", "pttl"] {
             assert_eq!(calls(other), 0, "unexpected {other}: {stats}");
         }
     })
@@ -647,6 +648,65 @@ async fn paused_server_times_out_as_503_and_recovers() {
             TIMEOUT.as_millis(),
             after.as_millis(),
         );
+    })
+    .await;
+}
+
+/// Called directly, not through a session: with the server paused, every
+/// call of the store fails with `Error::Timeout` after the store's own
+/// timeout (`with_timeout`), which is also what it reports as its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_server_bounds_every_store_call_by_the_stores_timeout() {
+    const SHORT: Duration = Duration::from_millis(300);
+    let [port] = free_ports();
+    let Some(server) = Server::start(port, &[]).await else {
+        return;
+    };
+    bounded(async {
+        let store = connect(&server.url()).await.with_timeout(SHORT);
+        assert_eq!(store.call_timeout(), Some(SHORT));
+        let record = Record::new(
+            Default::default(),
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        );
+        let saved = store.create(&record).await.expect("create while up");
+
+        server.signal("STOP");
+        let mut latencies = Vec::new();
+        for call in 0..4 {
+            let started = Instant::now();
+            let outcome = match call {
+                0 => store.load_contents(&saved.key).await.map(|_| ()),
+                1 => store.load(&saved.key).await.map(|_| ()),
+                2 => store.save(&saved.key, &record).await.map(|_| ()),
+                // Not `delete`: the paused server still runs what was sent
+                // once it is continued.
+                _ => store.exists(&saved.key).await.map(|_| ()),
+            };
+            let took = started.elapsed();
+            assert!(
+                matches!(outcome, Err(sesame::Error::Timeout)),
+                "call {call}: {outcome:?}"
+            );
+            assert!(
+                took >= SHORT - Duration::from_millis(50) && took < SHORT + MARGIN,
+                "call {call} failed after {took:?}, the store's timeout is {SHORT:?}"
+            );
+            latencies.push(took.as_millis());
+        }
+        server.signal("CONT");
+        let loaded = tokio::time::timeout(RECOVERY + MARGIN, async {
+            loop {
+                if let Ok(found) = store.load_contents(&saved.key).await {
+                    break found;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the store answers again after SIGCONT");
+        assert!(loaded.is_some(), "the record survived the pause");
+        eprintln!("figure: redis paused, direct store calls: Timeout after {latencies:?} ms (timeout {} ms)", SHORT.as_millis());
     })
     .await;
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use sesame_codec::SessionMap;
@@ -72,6 +73,38 @@ impl fmt::Debug for Record {
         f.debug_struct("Record")
             .field("data", &format_args!("<{} keys>", self.data.len()))
             .field("expires_at", &self.expires_at)
+            .field("version", &self.version.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+/// What a request reads of a stored session: its contents and the version
+/// they were read at, not its expiry ([`SessionStore::load_contents`]).
+///
+/// [`Session`](crate::Session) works a session's expiry out from its data
+/// and the settings, as Django does, and never reads the stored one.
+#[derive(Clone, PartialEq)]
+pub struct Contents {
+    /// The session's contents, as in [`Record::data`].
+    pub data: Arc<SessionMap>,
+    /// The version they were read at, as in [`Record::version`].
+    pub version: Option<Version>,
+}
+
+impl From<Record> for Contents {
+    fn from(record: Record) -> Self {
+        Self {
+            data: record.data,
+            version: record.version,
+        }
+    }
+}
+
+impl fmt::Debug for Contents {
+    // Session data never reaches a log line through Debug.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Contents")
+            .field("data", &format_args!("<{} keys>", self.data.len()))
             .field("version", &self.version.as_ref().map(|_| ".."))
             .finish()
     }
@@ -156,7 +189,8 @@ pub struct Saved {
 /// the rules they check.
 ///
 /// - [`load`](Self::load) never returns an expired record, and fills
-///   [`Record::version`].
+///   [`Record::version`]; [`load_contents`](Self::load_contents) reads the
+///   same record without its expiry.
 /// - [`create`](Self::create) stores under a fresh key and **never
 ///   overwrites** an existing record (Django's `save(must_create=True)`):
 ///   use the store's insert-if-absent and [`create_unique`] for retries.
@@ -182,6 +216,19 @@ pub trait SessionStore: Send + Sync + 'static {
         KeyKind::Random
     }
 
+    /// The longest one call of this store can take, when the store bounds
+    /// its calls itself (`RedisStore`: each call, waiting for a connection
+    /// included, within its timeout).
+    ///
+    /// A [`Session`](crate::Session) arms no timer of its own around a call
+    /// to a store whose bound is within
+    /// [`Settings::store_timeout`](crate::Settings::store_timeout): one timer
+    /// a call, not two. The default, `None`, says the store does not bound
+    /// its calls, and the session's timer applies.
+    fn call_timeout(&self) -> Option<Duration> {
+        None
+    }
+
     /// Loads the live record stored under `key`, if any.
     ///
     /// # Errors
@@ -189,6 +236,23 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Error::Corrupt`] when the stored data cannot be decoded, or a
     /// backend error when the store fails.
     fn load(&self, key: &SessionKey) -> impl Future<Output = Result<Option<Record>>> + Send;
+
+    /// Loads the contents and version of the live record under `key`,
+    /// without its expiry: all a request reads (see [`Contents`]).
+    ///
+    /// The default calls [`load`](Self::load). A store that pays for the
+    /// stored expiry separately overrides it: `RedisStore` reads one `GET`
+    /// here (as Django's `cache` engine does) instead of `GET` + `PTTL`.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    fn load_contents(
+        &self,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<Option<Contents>>> + Send {
+        async move { Ok(self.load(key).await?.map(Contents::from)) }
+    }
 
     /// Stores `record` under a fresh key, never overwriting.
     ///
@@ -288,7 +352,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Object-safe twin of [`SessionStore`], so `Session` need not be generic.
 pub(crate) trait ErasedStore: Send + Sync + 'static {
     fn key_kind(&self) -> KeyKind;
-    fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Record>>>;
+    fn call_timeout(&self) -> Option<Duration>;
+    fn load_contents<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Contents>>>;
     fn create<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<Saved>>;
     fn save<'a>(&'a self, key: &'a SessionKey, record: &'a Record) -> BoxFuture<'a, Result<Saved>>;
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<()>>;
@@ -300,8 +365,11 @@ impl<S: SessionStore> ErasedStore for S {
     fn key_kind(&self) -> KeyKind {
         SessionStore::key_kind(self)
     }
-    fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Record>>> {
-        Box::pin(SessionStore::load(self, key))
+    fn call_timeout(&self) -> Option<Duration> {
+        SessionStore::call_timeout(self)
+    }
+    fn load_contents<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Contents>>> {
+        Box::pin(SessionStore::load_contents(self, key))
     }
     fn create<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<Saved>> {
         Box::pin(SessionStore::create(self, record))

@@ -24,7 +24,7 @@ mod memory;
 mod signed_cookies;
 
 pub(crate) use base::DynStore;
-pub use base::{CREATE_ATTEMPTS, Record, Saved, SessionStore, Version, create_unique};
+pub use base::{CREATE_ATTEMPTS, Contents, Record, Saved, SessionStore, Version, create_unique};
 pub use by_user::{Revoked, UserSessions, revoke_user_sessions, sessions_of_user};
 pub use cache::CacheKeys;
 #[cfg(feature = "memcached")]

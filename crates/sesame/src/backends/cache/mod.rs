@@ -114,6 +114,12 @@ impl CacheKeys {
         key
     }
 
+    /// Every key's beginning: `KEY_PREFIX:VERSION:<engine prefix>`.
+    #[allow(dead_code, reason = "for RedisStore")]
+    pub(crate) fn full_prefix(&self) -> &str {
+        &self.full_prefix
+    }
+
     /// The cache key of `key`.
     pub(crate) fn key(&self, key: &SessionKey) -> String {
         self.key_for(key.as_str())

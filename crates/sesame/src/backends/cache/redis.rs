@@ -1,12 +1,16 @@
 //! `RedisStore`: Django's `cache` engine on `RedisCache`, standalone or Cluster.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Value};
+use redis::{
+    Cmd, ErrorKind, FromRedisValue, Pipeline, RedisFuture, RedisWrite, Script, ServerErrorKind,
+    ToRedisArgs, Value,
+};
 use time::OffsetDateTime;
 
 use super::{CacheKeys, decode, encode};
@@ -14,12 +18,14 @@ use sesame_codec::SessionMap;
 
 use crate::backends::list::{LIST_PAGE, paged};
 use crate::backends::{
-    ListSessions, Listed, Record, Saved, SessionCache, SessionStore, Version, create_unique,
+    Contents, ListSessions, Listed, Record, Saved, SessionCache, SessionStore, Version,
+    create_unique,
 };
 use crate::{Error, Result, SessionKey};
 
-/// How long a command or a connection attempt may take before it fails,
-/// unless [`RedisStore::connect_with_timeout`] says otherwise.
+/// How long one store call or connection attempt may take before it fails,
+/// unless [`RedisStore::connect_with_timeout`] or
+/// [`RedisStore::with_timeout`] says otherwise.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The conditional write: replace the value only while it is still the one
@@ -45,7 +51,9 @@ return 1
 ///   [`with_keys`](Self::with_keys)) shares the sessions both ways. Values
 ///   are read with a pickle reader that accepts only plain data (a pickle
 ///   that could run code is [`Error::Corrupt`]) and written as Django writes them.
-/// - **Round trips.** Load is one pipelined `GET` + `PTTL`; create is one
+/// - **Round trips.** A request's load ([`load_contents`](SessionStore::load_contents))
+///   is one `GET`, as Django's; [`load`](SessionStore::load), which also
+///   reads the expiry, one pipelined `GET` + `PTTL`; create is one
 ///   `SET NX PX`; save is one Lua script that compares the stored value with
 ///   the loaded one and writes only if they match (compare-and-swap), so a
 ///   concurrent change is [`Error::Conflict`] and a deleted session
@@ -58,10 +66,13 @@ return 1
 /// - **TLS.** `rediss://` and `rediss+cluster://` (feature `redis-tls`),
 ///   verified against the system's roots; for your own roots, build the
 ///   connection yourself and use [`new`](Self::new) or `from_cluster`.
-/// - **Outages.** Commands and connection attempts time out after
-///   [`DEFAULT_REDIS_TIMEOUT`]; a dropped connection is re-established in the
+/// - **Outages.** Every call (waiting for a connection included) and every
+///   connection attempt times out after [`DEFAULT_REDIS_TIMEOUT`]
+///   ([`Error::Timeout`]); a dropped connection is re-established in the
 ///   background, with at most 250 ms between attempts, so service resumes
-///   within moments of Redis coming back.
+///   within moments of Redis coming back. The store bounds its own calls, so
+///   a [`Session`](crate::Session) arms no second timer around them when
+///   this timeout is within [`Settings::store_timeout`](crate::Settings::store_timeout).
 ///
 /// Cloning is cheap: clones share one multiplexed connection.
 ///
@@ -91,6 +102,8 @@ pub struct RedisStore {
     conn: Conn,
     keys: Arc<CacheKeys>,
     script: Arc<Script>,
+    /// How long one call may take ([`SessionStore::call_timeout`]).
+    timeout: Duration,
 }
 
 /// The connection: one multiplexed connection to a standalone server, or
@@ -133,6 +146,39 @@ impl ConnectionLike for Conn {
     }
 }
 
+impl Conn {
+    /// Sends one command; a server's error reply is the error. A standalone
+    /// connection is called directly, not through [`ConnectionLike`], whose
+    /// boxed future costs an allocation of over a kilobyte per command.
+    async fn send(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        let reply = match self {
+            Self::Single(c) => c.send_packed_command(cmd).await,
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(c) => c.req_packed_command(cmd).await,
+        };
+        reply?.extract_error()
+    }
+}
+
+/// A session's cache key as a command argument, written straight into the
+/// command (`KEY_PREFIX:VERSION:<engine prefix><key>`), with no `String`
+/// built for it first.
+struct KeyArg<'a>(&'a CacheKeys, &'a SessionKey);
+
+impl ToRedisArgs for KeyArg<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+
+        let mut arg = out.writer_for_next_arg();
+        // Writing to the command's own buffer cannot fail.
+        let _ = arg.write_all(self.0.full_prefix().as_bytes());
+        let _ = arg.write_all(self.1.as_str().as_bytes());
+    }
+
+    fn num_of_args(&self) -> usize {
+        1
+    }
+}
 impl RedisStore {
     /// Connects to the Redis (or Redis Cluster) a URL names.
     ///
@@ -165,9 +211,11 @@ impl RedisStore {
             Some(nodes) => connect_cluster(&nodes?, timeout).await?,
             None => {
                 let client = redis::Client::open(url).map_err(Error::backend)?;
+                // No response timeout here: the store bounds each call
+                // itself ([`RedisStore::bounded`]), one timer a call.
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
+                    .set_response_timeout(None)
                     .set_min_delay(Duration::from_millis(20))
                     .set_max_delay(Duration::from_millis(250))
                     .set_number_of_retries(4);
@@ -178,22 +226,24 @@ impl RedisStore {
                 )
             }
         };
-        Ok(Self {
+        Ok(Self::with_conn(conn).with_timeout(timeout))
+    }
+
+    fn with_conn(conn: Conn) -> Self {
+        Self {
             conn,
             keys: Arc::new(CacheKeys::default()),
             script: Arc::new(Script::new(SAVE_IF_UNCHANGED)),
-        })
+            timeout: DEFAULT_REDIS_TIMEOUT,
+        }
     }
 
     /// A store on a connection you manage (a `ConnectionManager` built with
-    /// your own options).
+    /// your own options). Its calls time out after [`DEFAULT_REDIS_TIMEOUT`]
+    /// unless [`with_timeout`](Self::with_timeout) says otherwise.
     #[must_use]
     pub fn new(conn: ConnectionManager) -> Self {
-        Self {
-            conn: Conn::Single(conn),
-            keys: Arc::new(CacheKeys::default()),
-            script: Arc::new(Script::new(SAVE_IF_UNCHANGED)),
-        }
+        Self::with_conn(Conn::Single(conn))
     }
 
     /// A store on a Redis Cluster connection you manage (a client built
@@ -202,11 +252,16 @@ impl RedisStore {
     #[cfg(feature = "redis-cluster")]
     #[must_use]
     pub fn from_cluster(conn: redis::cluster_async::ClusterConnection) -> Self {
-        Self {
-            conn: Conn::Cluster(conn),
-            keys: Arc::new(CacheKeys::default()),
-            script: Arc::new(Script::new(SAVE_IF_UNCHANGED)),
-        }
+        Self::with_conn(Conn::Cluster(conn))
+    }
+
+    /// Sets how long one call of this store may take, waiting for a
+    /// connection included, before it fails with [`Error::Timeout`]
+    /// (default [`DEFAULT_REDIS_TIMEOUT`]).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Names entries with these keys: Django's cache `KEY_PREFIX` and
@@ -232,6 +287,20 @@ impl RedisStore {
 
     fn conn(&self) -> Conn {
         self.conn.clone()
+    }
+
+    /// Runs one call of the store within its timeout: running out of time
+    /// is [`Error::Timeout`].
+    async fn bounded<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or(Err(Error::Timeout))
+    }
+
+    /// Sends one command and reads its reply as a `T`.
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
+        let reply = self.conn().send(cmd).await.map_err(Error::backend)?;
+        T::from_redis_value(reply).map_err(|e| Error::backend(redis::RedisError::from(e)))
     }
 
     /// `GET` and `PTTL` of one key, pipelined: one round trip.
@@ -270,29 +339,37 @@ impl RedisStore {
     /// answers `NOSCRIPT`: the script is loaded and the call sent once more.
     async fn save_if_unchanged(
         &self,
-        conn: &mut Conn,
-        cache_key: &str,
+        key: &SessionKey,
         expected: &[u8],
         value: &[u8],
         unit: &str,
         ttl: u64,
-    ) -> redis::RedisResult<i64> {
-        let mut cmd = Cmd::with_capacity(8, 64 + cache_key.len() + expected.len() + value.len());
+    ) -> Result<i64> {
+        let mut cmd = Cmd::with_capacity(
+            8,
+            128 + self.keys.full_prefix().len() + expected.len() + value.len(),
+        );
         cmd.arg("EVALSHA")
             .arg(self.script.get_hash())
             .arg(1)
-            .arg(cache_key)
+            .arg(KeyArg(&self.keys, key))
             .arg(expected)
             .arg(value)
             .arg(unit)
             .arg(ttl);
-        match cmd.query_async(conn).await {
+        let mut conn = self.conn();
+        let reply = match conn.send(&cmd).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                self.script.load_async(conn).await?;
-                cmd.query_async(conn).await
+                self.script
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(Error::backend)?;
+                conn.send(&cmd).await
             }
-            outcome => outcome,
+            reply => reply,
         }
+        .map_err(Error::backend)?;
+        i64::from_redis_value(reply).map_err(|e| Error::backend(redis::RedisError::from(e)))
     }
 }
 
@@ -487,7 +564,7 @@ impl ListSessions for RedisStore {
             cursor: 0,
             primaries: None,
         };
-        paged(start, move |at| self.scan_page(at))
+        paged(start, move |at| self.bounded(self.scan_page(at)))
     }
 
     /// On a standalone server, each page's values in one pipeline; on a
@@ -499,7 +576,9 @@ impl ListSessions for RedisStore {
                     cursor: 0,
                     primaries: None,
                 };
-                futures_util::StreamExt::boxed(paged(start, move |at| self.session_page(at)))
+                futures_util::StreamExt::boxed(paged(start, move |at| {
+                    self.bounded(self.session_page(at))
+                }))
             }
             #[cfg(feature = "redis-cluster")]
             Conn::Cluster(_) => futures_util::StreamExt::boxed(crate::backends::list::load_each(
@@ -520,33 +599,53 @@ impl fmt::Debug for RedisStore {
 }
 
 impl SessionStore for RedisStore {
+    fn call_timeout(&self) -> Option<Duration> {
+        Some(self.timeout)
+    }
+
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
-        let cache_key = self.keys.key(key);
-        let (value, pttl) = self
-            .get_with_ttl(&cache_key)
-            .await
-            .map_err(Error::backend)?;
-        record_of(value, pttl, OffsetDateTime::now_utc())
+        self.bounded(async {
+            let cache_key = self.keys.key(key);
+            let (value, pttl) = self
+                .get_with_ttl(&cache_key)
+                .await
+                .map_err(Error::backend)?;
+            record_of(value, pttl, OffsetDateTime::now_utc())
+        })
+        .await
+    }
+
+    /// One `GET`: the expiry is Redis's TTL, which a request need not read.
+    async fn load_contents(&self, key: &SessionKey) -> Result<Option<Contents>> {
+        self.bounded(async {
+            let mut get = Cmd::with_capacity(2, 3 + self.keys.full_prefix().len() + 64);
+            get.arg("GET").arg(KeyArg(&self.keys, key));
+            let Some(value) = self.query::<Option<Vec<u8>>>(&get).await? else {
+                return Ok(None);
+            };
+            Ok(Some(Contents {
+                data: decode(&value)?.into(),
+                version: Some(Version::new(value)),
+            }))
+        })
+        .await
     }
 
     async fn create(&self, record: &Record) -> Result<Saved> {
         let value = Bytes::from(encode(&record.data));
         let (unit, ttl) = expiry_args(record.expires_at);
-        create_unique(|key| {
-            let cache_key = self.keys.key(&key);
+        self.bounded(create_unique(|key| {
             let value = value.clone();
-            let mut conn = self.conn();
             async move {
-                let set: Option<String> = redis::cmd("SET")
-                    .arg(&cache_key)
+                let mut set =
+                    Cmd::with_capacity(6, 64 + self.keys.full_prefix().len() + value.len());
+                set.arg("SET")
+                    .arg(KeyArg(&self.keys, &key))
                     .arg(value.as_ref())
                     .arg("NX")
                     .arg(unit)
-                    .arg(ttl)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(Error::backend)?;
-                match set {
+                    .arg(ttl);
+                match self.query::<Option<String>>(&set).await? {
                     Some(_) => Ok(Saved {
                         key,
                         version: Version::new(value),
@@ -554,43 +653,43 @@ impl SessionStore for RedisStore {
                     None => Err(Error::KeyCollision),
                 }
             }
-        })
+        }))
         .await
     }
 
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
-        let cache_key = self.keys.key(key);
         let value = Bytes::from(encode(&record.data));
         let (unit, ttl) = expiry_args(record.expires_at);
-        let mut conn = self.conn();
-        match &record.version {
-            Some(version) => {
-                let outcome: i64 = self
-                    .save_if_unchanged(&mut conn, &cache_key, version.as_bytes(), &value, unit, ttl)
-                    .await
-                    .map_err(Error::backend)?;
-                match outcome {
-                    1 => {}
-                    0 => return Err(Error::Conflict),
-                    _ => return Err(Error::Missing),
+        self.bounded(async {
+            match &record.version {
+                Some(version) => {
+                    let outcome = self
+                        .save_if_unchanged(key, version.as_bytes(), &value, unit, ttl)
+                        .await?;
+                    match outcome {
+                        1 => {}
+                        0 => return Err(Error::Conflict),
+                        _ => return Err(Error::Missing),
+                    }
+                }
+                None => {
+                    // Only while the key exists: a save never re-creates.
+                    let mut set =
+                        Cmd::with_capacity(6, 64 + self.keys.full_prefix().len() + value.len());
+                    set.arg("SET")
+                        .arg(KeyArg(&self.keys, key))
+                        .arg(value.as_ref())
+                        .arg("XX")
+                        .arg(unit)
+                        .arg(ttl);
+                    if self.query::<Option<String>>(&set).await?.is_none() {
+                        return Err(Error::Missing);
+                    }
                 }
             }
-            None => {
-                // Only while the key exists: a save never re-creates.
-                let set: Option<String> = redis::cmd("SET")
-                    .arg(&cache_key)
-                    .arg(value.as_ref())
-                    .arg("XX")
-                    .arg(unit)
-                    .arg(ttl)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(Error::backend)?;
-                if set.is_none() {
-                    return Err(Error::Missing);
-                }
-            }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(Saved {
             key: key.clone(),
             version: Version::new(value),
@@ -598,33 +697,23 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<()> {
-        let _: i64 = redis::cmd("DEL")
-            .arg(self.keys.key(key))
-            .query_async(&mut self.conn())
-            .await
-            .map_err(Error::backend)?;
+        let mut del = redis::cmd("DEL");
+        del.arg(KeyArg(&self.keys, key));
+        self.bounded(self.query::<i64>(&del)).await?;
         Ok(())
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool> {
-        let n: i64 = redis::cmd("EXISTS")
-            .arg(self.keys.key(key))
-            .query_async(&mut self.conn())
-            .await
-            .map_err(Error::backend)?;
-        Ok(n > 0)
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(KeyArg(&self.keys, key));
+        Ok(self.bounded(self.query::<i64>(&exists)).await? > 0)
     }
 
     async fn touch(&self, key: &SessionKey, until: OffsetDateTime) -> Result<()> {
         let (unit, ttl) = expiry_args(until);
-        let command = if unit == "PX" { "PEXPIRE" } else { "PEXPIREAT" };
-        let done: i64 = redis::cmd(command)
-            .arg(self.keys.key(key))
-            .arg(ttl)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(Error::backend)?;
-        if done == 1 {
+        let mut expire = redis::cmd(if unit == "PX" { "PEXPIRE" } else { "PEXPIREAT" });
+        expire.arg(KeyArg(&self.keys, key)).arg(ttl);
+        if self.bounded(self.query::<i64>(&expire)).await? == 1 {
             Ok(())
         } else {
             Err(Error::Missing)
@@ -646,14 +735,12 @@ impl SessionCache for RedisStore {
         expires_at: OffsetDateTime,
     ) -> Result<()> {
         let (unit, ttl) = expiry_args(expires_at);
-        let _: Option<String> = redis::cmd("SET")
-            .arg(self.keys.key(key))
+        let mut set = redis::cmd("SET");
+        set.arg(KeyArg(&self.keys, key))
             .arg(encode(data))
             .arg(unit)
-            .arg(ttl)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(Error::backend)?;
+            .arg(ttl);
+        self.bounded(self.query::<Option<String>>(&set)).await?;
         Ok(())
     }
 
