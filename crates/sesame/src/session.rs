@@ -1,6 +1,6 @@
 //! `Session`: the lazy, dict-like handle a request works with.
 
-use std::collections::BTreeMap;
+use indexmap::IndexMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -150,11 +150,12 @@ struct State {
     /// Counts changes to the data: a save that finds it moved on since it
     /// took its record leaves the later changes pending.
     generation: u64,
-    /// Keys changed by this session since it was loaded, each with its
-    /// value in the stored state `data` derives from (`None`: absent; after
-    /// a `clear()`, the empty session). On conflict a key is re-applied
-    /// only if its value differs from that base: a three-way merge.
-    changed: BTreeMap<String, Option<Value>>,
+    /// Keys changed by this session since it was loaded, in the order they
+    /// were first changed, each with its value in the stored state `data`
+    /// derives from (`None`: absent; after a `clear()`, the empty session).
+    /// On conflict a key is re-applied only if its value differs from that
+    /// base: a three-way merge.
+    changed: IndexMap<String, Option<Value>>,
     /// Whether `clear()` emptied the session since it was loaded: the
     /// `generation` that clear gave the data.
     cleared: Option<u64>,
@@ -491,10 +492,14 @@ impl Session {
     ///
     /// `session.get(key)`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.get_value(key)
-            .await?
-            .map(|v| serde_json::from_value(v).map_err(Error::Json))
-            .transpose()
+        // Deserialised from the stored value in place: no copy of it first.
+        self.with_data(|s| {
+            s.data
+                .get(key)
+                .map(|v| T::deserialize(v).map_err(Error::Json))
+                .transpose()
+        })
+        .await?
     }
 
     /// The raw JSON value under `key`.
@@ -1405,14 +1410,15 @@ impl Session {
         self.load(false).await
     }
 
-    /// The cookie facts: whether it expires at browser close, and its max age.
-    pub(crate) fn cookie_lifetime(&self) -> (bool, i64) {
+    /// The cookie facts at `now`: whether it expires at browser close, and
+    /// its max age.
+    pub(crate) fn cookie_lifetime(&self, now: OffsetDateTime) -> (bool, i64) {
         let settings = self.settings();
         let state = self.state();
         let stored = state.data.get(SESSION_EXPIRY_KEY);
         (
             crate::expire_at_browser_close(stored, settings.expire_at_browser_close),
-            crate::expiry_age(stored, OffsetDateTime::now_utc(), settings.cookie_age),
+            crate::expiry_age(stored, now, settings.cookie_age),
         )
     }
 }

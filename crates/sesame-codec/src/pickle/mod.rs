@@ -525,6 +525,26 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_str_is_written_once_however_many_came_before() {
+        // Twenty keys, each also its own value: the first eight strs are
+        // remembered in a list, the rest in a table; each text is written
+        // once and referred to (`BINGET`) the second time.
+        let session: SessionMap = (0..20)
+            .map(|i| (format!("key-{i:02}"), Value::from(format!("key-{i:02}"))))
+            .collect();
+        let bytes = pickle_dumps(&session);
+        for i in 0..20 {
+            let text = format!("key-{i:02}");
+            let written = bytes
+                .windows(text.len())
+                .filter(|w| *w == text.as_bytes())
+                .count();
+            assert_eq!(written, 1, "{text}");
+        }
+        assert_eq!(pickle_loads_session(&bytes), Ok(session));
+    }
+
+    #[test]
     fn writes_cpython_batches_and_frames() {
         // Facts about CPython 3.11's pickle.dumps(..., 5) on these dicts.
         let thousand: SessionMap = (0..1000)

@@ -24,9 +24,11 @@ const MAX_LONG_BYTES_TOTAL: usize = 64 * 1024;
 /// A decoded object. Containers hold node ids, so a memo back-reference
 /// (`BINGET`) shares the container as Python does: items added after the
 /// reference was taken are seen through it.
-enum Node {
-    /// `None`, a bool, an int, a float or a str.
+enum Node<'a> {
+    /// `None`, a bool, an int or a float.
     Scalar(Value),
+    /// A str, still in the pickle's bytes: copied once, into the result.
+    Str(&'a str),
     List(Vec<usize>),
     Tuple(Vec<usize>),
     Dict(Vec<(usize, usize)>),
@@ -35,10 +37,10 @@ enum Node {
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
-    nodes: Vec<Node>,
+    nodes: Vec<Node<'a>>,
     stack: Vec<usize>,
     marks: Vec<usize>,
-    memo: HashMap<u32, usize>,
+    memo: Memo,
     /// `LONG` payload bytes read so far (see [`MAX_LONG_BYTES_TOTAL`]).
     long_bytes: usize,
 }
@@ -47,14 +49,54 @@ fn bad(why: &'static str) -> Error {
     Error::Pickle(why)
 }
 
+/// The memo: node ids by memo index. Picklers number their entries 0, 1,
+/// 2, … (`MEMOIZE` always does), which a list holds; an index out of that
+/// order (`BINPUT` may name any) sends it and every later one to a table.
+#[derive(Default)]
+struct Memo {
+    dense: Vec<usize>,
+    sparse: HashMap<u32, usize>,
+}
+
+impl Memo {
+    fn len(&self) -> usize {
+        self.dense.len() + self.sparse.len()
+    }
+
+    fn get(&self, index: u32) -> Option<usize> {
+        let at = usize::try_from(index).ok()?;
+        self.dense
+            .get(at)
+            .copied()
+            .or_else(|| self.sparse.get(&index).copied())
+    }
+
+    fn contains(&self, index: u32) -> bool {
+        self.get(index).is_some()
+    }
+
+    fn put(&mut self, index: u32, id: usize) {
+        match usize::try_from(index) {
+            Ok(at) if at < self.dense.len() => self.dense[at] = id,
+            Ok(at) if at == self.dense.len() && self.sparse.is_empty() => self.dense.push(id),
+            _ => {
+                self.sparse.insert(index, id);
+            }
+        }
+    }
+}
+
+/// Room reserved up front in the reader's lists: a small session's worth.
+const INITIAL_NODES: usize = 16;
+
 pub(super) fn loads(data: &[u8]) -> Result<Value, Error> {
     let mut reader = Reader {
         data,
         pos: 0,
-        nodes: Vec::new(),
-        stack: Vec::new(),
+        nodes: Vec::with_capacity(INITIAL_NODES),
+        stack: Vec::with_capacity(INITIAL_NODES),
         marks: Vec::new(),
-        memo: HashMap::new(),
+        memo: Memo::default(),
         long_bytes: 0,
     };
     let root = reader.run()?;
@@ -62,8 +104,8 @@ pub(super) fn loads(data: &[u8]) -> Result<Value, Error> {
     reader.build(root, 0, &mut budget)
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], Error> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
         // Checked against what is left before anything is allocated, so a
         // huge length field costs nothing.
         if n > self.data.len() - self.pos {
@@ -100,7 +142,7 @@ impl Reader<'_> {
     /// Adds a node. Every node of a pickle that reaches `STOP` is part of
     /// the result, so more than [`MAX_PICKLE_ITEMS`] can be refused now,
     /// before a long run of one-byte opcodes has filled memory.
-    fn push(&mut self, node: Node) -> Result<(), Error> {
+    fn push(&mut self, node: Node<'a>) -> Result<(), Error> {
         if self.nodes.len() >= MAX_PICKLE_ITEMS {
             return Err(bad("too many items"));
         }
@@ -141,15 +183,15 @@ impl Reader<'_> {
         let top = self.stack.last().copied().ok_or(bad("stack underflow"))?;
         // Python memoizes each object once, so a memo larger than the item
         // limit is not from a pickler; refusing it bounds the table.
-        if self.memo.len() >= MAX_PICKLE_ITEMS && !self.memo.contains_key(&index) {
+        if self.memo.len() >= MAX_PICKLE_ITEMS && !self.memo.contains(index) {
             return Err(bad("too many items"));
         }
-        self.memo.insert(index, top);
+        self.memo.put(index, top);
         Ok(())
     }
 
     fn memo_get(&mut self, index: u32) -> Result<(), Error> {
-        let id = *self.memo.get(&index).ok_or(bad("memo entry not found"))?;
+        let id = self.memo.get(index).ok_or(bad("memo entry not found"))?;
         // Each reference is at least one more item of the result.
         if self.stack.len() >= MAX_PICKLE_ITEMS {
             return Err(bad("too many items"));
@@ -161,8 +203,7 @@ impl Reader<'_> {
     fn string(&mut self, size: usize) -> Result<(), Error> {
         let n = self.length(size)?;
         let text = std::str::from_utf8(self.take(n)?).map_err(|_| bad("str is not UTF-8"))?;
-        let value = Value::String(text.to_owned());
-        self.scalar(value)
+        self.push(Node::Str(text))
     }
 
     fn long(&mut self, n: usize) -> Result<(), Error> {
@@ -337,14 +378,13 @@ impl Reader<'_> {
             return Err(bad("too many items"));
         }
         match &self.nodes[id] {
-            Node::Scalar(value) => {
-                if let Value::String(text) = value {
-                    budget.string_bytes += text.len();
-                    if budget.string_bytes > MAX_PICKLE_STRING_BYTES {
-                        return Err(bad("strings too long in total"));
-                    }
+            Node::Scalar(value) => Ok(value.clone()),
+            Node::Str(text) => {
+                budget.string_bytes += text.len();
+                if budget.string_bytes > MAX_PICKLE_STRING_BYTES {
+                    return Err(bad("strings too long in total"));
                 }
-                Ok(value.clone())
+                Ok(Value::String((*text).to_owned()))
             }
             Node::List(items) | Node::Tuple(items) => items
                 .iter()
@@ -352,7 +392,7 @@ impl Reader<'_> {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             Node::Dict(pairs) => {
-                let mut map = Map::new();
+                let mut map = Map::with_capacity(pairs.len());
                 for &(key, value) in pairs {
                     budget.items += 1;
                     let key = self.key(key)?;
@@ -368,7 +408,7 @@ impl Reader<'_> {
     /// decimal, a float in `repr`, `True`/`False`/`None` as `true`/`false`/`null`.
     fn key(&self, id: usize) -> Result<String, Error> {
         match &self.nodes[id] {
-            Node::Scalar(Value::String(text)) => Ok(text.clone()),
+            Node::Str(text) => Ok((*text).to_owned()),
             Node::Scalar(Value::Number(number)) => {
                 let text = number.as_str();
                 if super::is_float_text(text) {

@@ -17,6 +17,11 @@ const FRAME_HEADER_SIZE: usize = 9;
 /// Items per `MARK … SETITEMS` / `MARK … APPENDS` batch.
 const BATCH_SIZE: usize = 1000;
 
+/// Strs remembered in a plain list before a hash table is built: a
+/// session's few keys are found faster, and without an allocation, by a
+/// scan.
+const FEW_STRINGS: usize = 8;
+
 #[derive(Default)]
 struct Writer<'a> {
     out: Vec<u8>,
@@ -25,11 +30,45 @@ struct Writer<'a> {
     memo_len: usize,
     /// Memo index of each str written so far. Python's memo is keyed by
     /// object identity; equal strs are taken to be one object (see the module docs).
-    strings: HashMap<&'a str, u32>,
+    strings: Strings<'a>,
 }
 
+/// The memo indexes of the strs written so far: the first
+/// [`FEW_STRINGS`] in an array, the rest in a hash table.
+#[derive(Default)]
+struct Strings<'a> {
+    few: [(&'a str, u32); FEW_STRINGS],
+    few_len: usize,
+    more: HashMap<&'a str, u32>,
+}
+
+impl<'a> Strings<'a> {
+    fn get(&self, text: &str) -> Option<u32> {
+        self.few[..self.few_len]
+            .iter()
+            .find(|(seen, _)| *seen == text)
+            .map(|&(_, index)| index)
+            .or_else(|| self.more.get(text).copied())
+    }
+
+    fn insert(&mut self, text: &'a str, index: u32) {
+        if self.few_len < FEW_STRINGS {
+            self.few[self.few_len] = (text, index);
+            self.few_len += 1;
+        } else {
+            self.more.insert(text, index);
+        }
+    }
+}
+
+/// Bytes reserved for a pickle up front: room for a small session's.
+const INITIAL_CAPACITY: usize = 128;
+
 pub(super) fn dumps(map: &SessionMap) -> Vec<u8> {
-    let mut w = Writer::default();
+    let mut w = Writer {
+        out: Vec::with_capacity(INITIAL_CAPACITY),
+        ..Writer::default()
+    };
     w.out.extend([0x80, 5]);
     w.framing = true;
     w.boundary();
@@ -143,7 +182,7 @@ impl<'a> Writer<'a> {
     }
 
     fn save_str(&mut self, text: &'a str) {
-        if let Some(&index) = self.strings.get(text) {
+        if let Some(index) = self.strings.get(text) {
             match u8::try_from(index) {
                 Ok(i) => self.write(&[b'h', i]),
                 Err(_) => {
@@ -155,17 +194,20 @@ impl<'a> Writer<'a> {
             return;
         }
         let len = text.len();
-        let mut header = Vec::with_capacity(9);
-        if let Ok(n) = u8::try_from(len) {
-            header.extend([0x8c, n]);
+        let mut header = [0_u8; 9];
+        let header = if let Ok(n) = u8::try_from(len) {
+            header[..2].copy_from_slice(&[0x8c, n]);
+            &header[..2]
         } else if let Ok(n) = u32::try_from(len) {
-            header.push(b'X');
-            header.extend(n.to_le_bytes());
+            header[0] = b'X';
+            header[1..5].copy_from_slice(&n.to_le_bytes());
+            &header[..5]
         } else {
-            header.push(0x8d);
-            header.extend((len as u64).to_le_bytes());
-        }
-        self.write_bytes(&header, text.as_bytes());
+            header[0] = 0x8d;
+            header[1..].copy_from_slice(&(len as u64).to_le_bytes());
+            &header[..]
+        };
+        self.write_bytes(header, text.as_bytes());
         let index = self.memoize();
         if let Ok(index) = u32::try_from(index) {
             self.strings.insert(text, index);

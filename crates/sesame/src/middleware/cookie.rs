@@ -131,7 +131,26 @@ fn attributes(out: &mut String, settings: &Settings, lifetime: Option<(i64, Offs
 }
 
 /// An HTTP date (RFC 9110 IMF-fixdate), as Django's `http_date`.
+///
+/// Every cookie set within one second has the same `expires`, so each
+/// thread keeps the last date it wrote and reuses it for the same second.
 fn http_date(out: &mut String, at: OffsetDateTime) {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let second = at.unix_timestamp();
+    LAST.with_borrow_mut(|(last, text)| {
+        if *last != second {
+            text.clear();
+            format_http_date(text, at);
+            *last = second;
+        }
+        out.push_str(text);
+    });
+}
+
+fn format_http_date(out: &mut String, at: OffsetDateTime) {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -412,6 +431,32 @@ mod tests {
             set_cookie(&Settings::default(), &key, Some(i64::MIN), now),
             "sessionid=ypn0ion81nfjsbqopb0uj2bwqryjvbfd; expires=Thu, 01 Jan 1970 00:00:00 GMT; \
              HttpOnly; Max-Age=0; Path=/; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn http_dates_follow_the_second_they_are_asked_for() {
+        let date = |at| {
+            let mut out = String::new();
+            http_date(&mut out, at);
+            out
+        };
+        let at = datetime!(2026-11-25 17:19:12 UTC);
+        assert_eq!(date(at), "Wed, 25 Nov 2026 17:19:12 GMT");
+        assert_eq!(
+            date(at + Duration::milliseconds(999)),
+            "Wed, 25 Nov 2026 17:19:12 GMT"
+        );
+        assert_eq!(
+            date(at + Duration::seconds(1)),
+            "Wed, 25 Nov 2026 17:19:13 GMT"
+        );
+        assert_eq!(date(at), "Wed, 25 Nov 2026 17:19:12 GMT");
+        let elsewhere = datetime!(2026-11-25 18:19:12 +01:00);
+        assert_eq!(date(elsewhere), "Wed, 25 Nov 2026 17:19:12 GMT");
+        assert_eq!(
+            date(datetime!(1999-12-31 23:59:59 UTC)),
+            "Fri, 31 Dec 1999 23:59:59 GMT"
         );
     }
 

@@ -488,8 +488,7 @@ fn respond<B: Default>(
         return Next::Done(response);
     }
     if !needs_save {
-        let lifetime = session.cookie_lifetime();
-        return Next::Done(set_cookie(session, lifetime, response));
+        return Next::Done(set_cookie(session, response));
     }
     Next::Save(response, outcome)
 }
@@ -520,25 +519,23 @@ async fn save_then_cookie<B: Default>(
     }
     // Read after the save: a save that merged another request's change
     // (say `set_expiry(0)`) stored that expiry, and the cookie must agree.
-    let lifetime = session.cookie_lifetime();
-    set_cookie(&session, lifetime, response)
+    set_cookie(&session, response)
 }
 
 /// Adds the session's `Set-Cookie`, with `Max-Age` and `expires` unless it
 /// is a browser-session cookie.
-fn set_cookie<B>(
-    session: &Session,
-    (browser_close, max_age): (bool, i64),
-    mut response: Response<B>,
-) -> Response<B> {
+fn set_cookie<B>(session: &Session, mut response: Response<B>) -> Response<B> {
     let Some(key) = session.session_key() else {
         return response;
     };
+    // One clock reading for the age and the date.
+    let now = OffsetDateTime::now_utc();
+    let (browser_close, max_age) = session.cookie_lifetime(now);
     let value = cookie::set_cookie(
         session.settings(),
         &key,
         (!browser_close).then_some(max_age),
-        OffsetDateTime::now_utc(),
+        now,
     );
     response
         .headers_mut()
