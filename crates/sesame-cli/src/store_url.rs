@@ -344,8 +344,19 @@ impl SessionStore for Store {
         each_store!(self, s => s.key_kind())
     }
 
+    fn call_timeout(&self) -> Option<std::time::Duration> {
+        each_store!(self, s => s.call_timeout())
+    }
+
     async fn load(&self, key: &sesame::SessionKey) -> sesame::Result<Option<Record>> {
         each_store!(self, s => s.load(key).await)
+    }
+
+    async fn load_contents(
+        &self,
+        key: &sesame::SessionKey,
+    ) -> sesame::Result<Option<sesame::backends::Contents>> {
+        each_store!(self, s => s.load_contents(key).await)
     }
 
     async fn create(&self, record: &Record) -> sesame::Result<Saved> {
@@ -485,8 +496,19 @@ impl Db {
 }
 
 impl SessionStore for Db {
+    fn call_timeout(&self) -> Option<std::time::Duration> {
+        each_db!(self, s => s.call_timeout())
+    }
+
     async fn load(&self, key: &sesame::SessionKey) -> sesame::Result<Option<Record>> {
         each_db!(self, s => s.load(key).await)
+    }
+
+    async fn load_contents(
+        &self,
+        key: &sesame::SessionKey,
+    ) -> sesame::Result<Option<sesame::backends::Contents>> {
+        each_db!(self, s => s.load_contents(key).await)
     }
 
     async fn create(&self, record: &Record) -> sesame::Result<Saved> {
@@ -1148,6 +1170,47 @@ mod tests {
             .await
             .unwrap();
         assert!(memory.is_server_side());
+    }
+
+    /// The CLI's store passes on what the session layer asks of the store
+    /// it wraps: its call bound (so a Redis call is timed once) and its
+    /// expiry-less load (so a request's Redis load is one `GET`).
+    #[tokio::test]
+    async fn the_cli_store_passes_on_the_wrapped_stores_bound_and_load() {
+        let memory = Store::open(&StoreUrl::Memory, Signer::new("test"))
+            .await
+            .unwrap();
+        assert_eq!(memory.call_timeout(), None);
+        let record = Record::new(
+            [("n".to_owned(), 1.into())].into_iter().collect(),
+            OffsetDateTime::now_utc() + time::Duration::hours(1),
+        );
+        let saved = memory.create(&record).await.unwrap();
+        let contents = memory.load_contents(&saved.key).await.unwrap().unwrap();
+        assert_eq!(contents.data, record.data);
+        assert_eq!(contents.version, Some(saved.version));
+
+        #[cfg(feature = "redis")]
+        {
+            let Some(url) = std::env::var("SESAME_TEST_REDIS_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+            else {
+                eprintln!("SKIP redis: SESAME_TEST_REDIS_URL unset");
+                return;
+            };
+            let redis = Store::open(&parse(&url).unwrap(), Signer::new("test"))
+                .await
+                .unwrap();
+            assert_eq!(
+                redis.call_timeout(),
+                Some(sesame::backends::DEFAULT_REDIS_TIMEOUT)
+            );
+            let saved = redis.create(&record).await.unwrap();
+            let contents = redis.load_contents(&saved.key).await.unwrap().unwrap();
+            assert_eq!(contents.data, record.data);
+            redis.delete(&saved.key).await.unwrap();
+        }
     }
 
     #[test]

@@ -549,22 +549,30 @@ async fn a_request_costs_one_round_trip_to_load_and_one_to_save() {
         let reads = field("total_reads_processed:") - 1;
         eprintln!(
             "figure: redis per counter request: {reads} round trips; commands get={} pttl={} \
-             evalsha={} (the script's own GET and SET count too: set={})",
+             fcall={} evalsha={} (the function's own GET and SET count too: set={})",
             calls("get"),
             calls("pttl"),
+            calls("fcall"),
             calls("evalsha"),
             calls("set"),
         );
         assert_eq!(reads, 2, "{stats}");
         // Load: one GET, as Django's (no PTTL: a request never reads the
-        // stored expiry). Save: EVALSHA, whose script calls GET and SET
-        // (Redis counts those too).
+        // stored expiry). Save: FCALL (EVALSHA before Redis 7), whose
+        // function calls GET and SET (Redis counts those too).
+        let (fcall, evalsha) = if redis_major(&stats) >= 7 {
+            (1, 0)
+        } else {
+            (0, 1)
+        };
         assert_eq!(
-            (calls("get"), calls("evalsha"), calls("set")),
-            (2, 1, 1),
+            (calls("get"), calls("fcall"), calls("evalsha"), calls("set")),
+            (2, fcall, evalsha, 1),
             "{stats}"
         );
-        for other in ["eval", "exists", "del", "script", "pexpire", "pttl"] {
+        for other in [
+            "eval", "exists", "del", "script", "function", "pexpire", "pttl",
+        ] {
             assert_eq!(calls(other), 0, "unexpected {other}: {stats}");
         }
     })
@@ -573,11 +581,23 @@ async fn a_request_costs_one_round_trip_to_load_and_one_to_save() {
 
 /// A server that forgot the compare-and-swap script (`SCRIPT FLUSH`, as
 /// after a restart or a failover) answers the save's `EVALSHA` with
-/// `NOSCRIPT`: the store loads the script and saves; nothing is lost.
+/// `NOSCRIPT`: the store loads the script and saves; nothing is lost. The
+/// server has no functions (`FUNCTION` and `FCALL` renamed away, as on a
+/// server before Redis 7), so the store saves by script from its first
+/// save on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flushed_script_is_loaded_again_and_the_save_lands() {
     let [port] = free_ports();
-    let Some(server) = Server::start(port, &[]).await else {
+    let no_functions = [
+        "--rename-command",
+        "FCALL",
+        "",
+        "--rename-command",
+        "FUNCTION",
+        "",
+    ]
+    .map(String::from);
+    let Some(server) = Server::start(port, &no_functions).await else {
         return;
     };
     bounded(async {
@@ -607,8 +627,68 @@ async fn a_flushed_script_is_loaded_again_and_the_save_lands() {
         // One SCRIPT LOAD per flush; never the whole script sent as EVAL.
         assert!(stats.contains("cmdstat_script|load:calls=3,"), "{stats}");
         assert!(!stats.contains("cmdstat_eval:"), "{stats}");
+        assert!(!stats.contains("cmdstat_fcall:"), "{stats}");
     })
     .await;
+}
+
+/// A server that lost the save function (`FUNCTION FLUSH`, or a restart
+/// without persistence) answers the save's `FCALL` with "Function not
+/// found": the store loads the library and saves; nothing is lost, and it
+/// keeps using the function.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_function_is_loaded_again_and_the_save_lands() {
+    let [port] = free_ports();
+    let Some(server) = Server::start(port, &[]).await else {
+        return;
+    };
+    bounded(async {
+        let mut conn = server.admin().await;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if redis_major(&info) < 7 {
+            eprintln!("SKIP a_flushed_function_is_loaded_again: Redis before 7 has no functions");
+            return;
+        }
+        let app = counter_app(connect(&server.url()).await);
+        let key = send_bounded(&app, None)
+            .await
+            .key
+            .expect("a session cookie");
+        for expected in ["2", "3", "4"] {
+            let _: () = redis::cmd("FUNCTION")
+                .arg("FLUSH")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let reply = send_bounded(&app, Some(&key)).await;
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (StatusCode::OK, expected)
+            );
+        }
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // One FUNCTION LOAD per flush; the script never used.
+        assert!(stats.contains("cmdstat_function|load:calls=3,"), "{stats}");
+        assert!(!stats.contains("cmdstat_evalsha:"), "{stats}");
+    })
+    .await;
+}
+
+/// The major version in an `INFO` reply (`redis_version:7.0.15`).
+fn redis_major(info: &str) -> u32 {
+    info.lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .and_then(|v| v.split('.').next())
+        .and_then(|major| major.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// SIGSTOP the server (it accepts but never answers): 503 within the store
