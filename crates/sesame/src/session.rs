@@ -23,20 +23,29 @@ use crate::{Error, Expiry, KeyKind, OutagePolicy, Result, SessionKey, Settings};
 /// writing one session at once every save succeeds, however they interleave.
 const MAX_SAVE_ATTEMPTS: u32 = 64;
 
-/// The first retry after a conflict waits up to this long; each later one
-/// up to twice as long as the one before, at most [`MAX_BACKOFF`].
+/// The second retry after a conflict waits up to this long; each later one
+/// up to twice as long as the one before, at most [`MAX_BACKOFF`]. The
+/// first goes at once.
 const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The longest wait between two attempts of one save.
 const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(16);
 
-/// Waits before retry number `attempt` (from 1) of a conflicting write: a
-/// random time up to `FIRST_BACKOFF * 2^(attempt - 1)`, capped ("full
-/// jitter"), so writers that lost the same race do not retry in lockstep
-/// and lose again together.
+/// Waits before retry number `attempt` (from 1) of a conflicting write.
+///
+/// The first retry only yields: the conflict says another request has
+/// just committed, so the record read now is the one to merge with, and
+/// two requests racing once (the common case) cost no wait. From the
+/// second on, a random time up to `FIRST_BACKOFF * 2^(attempt - 2)`,
+/// capped ("full jitter"), so writers that keep losing the same race do not
+/// retry in lockstep and lose again together.
 async fn backoff(attempt: u32) {
+    if attempt <= 1 {
+        tokio::task::yield_now().await;
+        return;
+    }
     let ceiling = FIRST_BACKOFF
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .saturating_mul(1 << attempt.saturating_sub(2).min(16))
         .min(MAX_BACKOFF);
     let mut bytes = [0; 4];
     // No randomness (never seen in practice): wait the full ceiling.
