@@ -14,10 +14,11 @@
 # Pass 3: tower-sessions' SQLite store, Sesame on SqliteStore.
 # Pass 4: actix-session and tower-sessions on Redis, Sesame on RedisStore
 #         (tokio's multi-threaded runtime, as axum::serve and tower-sessions).
-# Pass 5: actix-session on Redis, Sesame on RedisStore with one single-threaded
-#         runtime per core (RUNTIME=per-core: actix-web's own model).
+# Pass 5: actix-session and tower-sessions on Redis, Sesame on RedisStore with
+#         one single-threaded runtime per core (RUNTIME=per-core: actix-web's
+#         own model).
 # Pass 6: as pass 5, with the peers' guarantee: CONFLICT=last-write-wins (a
-#         save is a plain `SET XX`, no compare-and-swap script), like for like.
+#         save is a plain `SET XX`, no compare-and-swap), like for like.
 #   PASSES="1 4" bench/peer-bench.sh   # only some passes Every run is bounded
 # by peer-bench's DURATION; the harness stops every server it started.
 # Needs wrk, redis-server, curl, python3 (Debian: apt-get install -y wrk redis-server curl).
@@ -57,9 +58,9 @@ wants 2 && results+=("$(run sesame-demo-memory "ts-memory" \
 wants 3 && results+=("$(run sesame-sqlite "ts14-sqlite" \
     "rm -f $DB $DB-wal $DB-shm; STORE=sqlite://$DB exec $BENCH")")
 wants 4 && results+=("$(run sesame-redis "actix-redis ts14-redis" "STORE=\$REDIS_URL exec $BENCH")")
-wants 5 && results+=("$(run sesame-redis-per-core "actix-redis" \
+wants 5 && results+=("$(run sesame-redis-per-core "actix-redis ts14-redis" \
     "RUNTIME=per-core STORE=\$REDIS_URL exec $BENCH")")
-wants 6 && results+=("$(run sesame-redis-per-core-lww "actix-redis" \
+wants 6 && results+=("$(run sesame-redis-per-core-lww "actix-redis ts14-redis" \
     "RUNTIME=per-core CONFLICT=last-write-wins STORE=\$REDIS_URL exec $BENCH")")
 
 python3 - "${results[@]}" <<'PY'
@@ -88,5 +89,7 @@ for n in ("64", "1000"):
     ratio(f"/ Redis vs actix-redis ({n} sessions)", ("sesame-redis", f"/ ({n} sessions)"), ("actix-redis", f"/ ({n} sessions)"), 1.1)
     ratio(f"/ Redis vs ts14-redis ({n} sessions)", ("sesame-redis", f"/ ({n} sessions)"), ("ts14-redis", f"/ ({n} sessions)"), 2.5)
     ratio(f"/ Redis, per-core runtimes, vs actix-redis ({n} sessions)", ("sesame-redis-per-core", f"/ ({n} sessions)"), ("actix-redis", f"/ ({n} sessions)"), 1.1)
+    ratio(f"/ Redis, per-core runtimes, vs ts14-redis ({n} sessions)", ("sesame-redis-per-core", f"/ ({n} sessions)"), ("ts14-redis", f"/ ({n} sessions)"), 2.5)
     ratio(f"/ Redis, per-core, last write wins (the peers' guarantee), vs actix-redis ({n} sessions)", ("sesame-redis-per-core-lww", f"/ ({n} sessions)"), ("actix-redis", f"/ ({n} sessions)"), 1.1)
+    ratio(f"/ Redis, per-core, last write wins, vs ts14-redis ({n} sessions)", ("sesame-redis-per-core-lww", f"/ ({n} sessions)"), ("ts14-redis", f"/ ({n} sessions)"), 2.5)
 PY
