@@ -1,10 +1,10 @@
 //! `Session`: the lazy, dict-like handle a request works with.
 
-use indexmap::IndexMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use indexmap::IndexMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
