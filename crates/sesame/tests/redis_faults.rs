@@ -601,29 +601,7 @@ async fn a_flushed_script_is_loaded_again_and_the_save_lands() {
         return;
     };
     bounded(async {
-        let app = counter_app(connect(&server.url()).await);
-        let key = send_bounded(&app, None)
-            .await
-            .key
-            .expect("a session cookie");
-        let mut conn = server.admin().await;
-        for expected in ["2", "3", "4"] {
-            let _: () = redis::cmd("SCRIPT")
-                .arg("FLUSH")
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            let reply = send_bounded(&app, Some(&key)).await;
-            assert_eq!(
-                (reply.status, reply.body.as_str()),
-                (StatusCode::OK, expected)
-            );
-        }
-        let stats: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let stats = saves_across_flushes(&server, "SCRIPT").await;
         // One SCRIPT LOAD per flush; never the whole script sent as EVAL.
         assert!(stats.contains("cmdstat_script|load:calls=3,"), "{stats}");
         assert!(!stats.contains("cmdstat_eval:"), "{stats}");
@@ -653,33 +631,42 @@ async fn a_flushed_function_is_loaded_again_and_the_save_lands() {
             eprintln!("SKIP a_flushed_function_is_loaded_again: Redis before 7 has no functions");
             return;
         }
-        let app = counter_app(connect(&server.url()).await);
-        let key = send_bounded(&app, None)
-            .await
-            .key
-            .expect("a session cookie");
-        for expected in ["2", "3", "4"] {
-            let _: () = redis::cmd("FUNCTION")
-                .arg("FLUSH")
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            let reply = send_bounded(&app, Some(&key)).await;
-            assert_eq!(
-                (reply.status, reply.body.as_str()),
-                (StatusCode::OK, expected)
-            );
-        }
-        let stats: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let stats = saves_across_flushes(&server, "FUNCTION").await;
         // One FUNCTION LOAD per flush; the script never used.
         assert!(stats.contains("cmdstat_function|load:calls=3,"), "{stats}");
         assert!(!stats.contains("cmdstat_evalsha:"), "{stats}");
     })
     .await;
+}
+
+/// Creates a session, then three times flushes the server's scripts or
+/// functions (`flush`: `SCRIPT` or `FUNCTION`) and counts once more: each
+/// save lands. Returns the server's `INFO commandstats`.
+async fn saves_across_flushes(server: &Server, flush: &str) -> String {
+    let app = counter_app(connect(&server.url()).await);
+    let key = send_bounded(&app, None)
+        .await
+        .key
+        .expect("a session cookie");
+    let mut conn = server.admin().await;
+    for expected in ["2", "3", "4"] {
+        let _: () = redis::cmd(flush)
+            .arg("FLUSH")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let reply = send_bounded(&app, Some(&key)).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, expected),
+            "after {flush} FLUSH"
+        );
+    }
+    redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap()
 }
 
 /// The major version in an `INFO` reply (`redis_version:7.0.15`).

@@ -380,14 +380,7 @@ impl RedisStore {
     /// not found": the library is loaded again and the call sent once more.
     /// `FCALL` is never sent blind: a server without it would echo the
     /// pickled arguments in its error, which the client cannot read.
-    async fn save_if_unchanged(
-        &self,
-        key: &SessionKey,
-        expected: &[u8],
-        value: &[u8],
-        unit: &str,
-        ttl: u64,
-    ) -> Result<i64> {
+    async fn save_if_unchanged(&self, save: &Cas<'_>) -> Result<i64> {
         if self.functions.load(Ordering::Relaxed) == FUNCTIONS_UNKNOWN {
             match self.load_library(&mut self.conn()).await {
                 Ok(()) => self.functions.store(FUNCTIONS_YES, Ordering::Relaxed),
@@ -403,18 +396,7 @@ impl RedisStore {
             }
         }
         if self.functions.load(Ordering::Relaxed) == FUNCTIONS_YES {
-            let mut cmd = Cmd::with_capacity(
-                8,
-                128 + self.keys.full_prefix().len() + expected.len() + value.len(),
-            );
-            cmd.arg("FCALL")
-                .arg(SAVE_FUNCTION)
-                .arg(1)
-                .arg(KeyArg(&self.keys, key))
-                .arg(expected)
-                .arg(value)
-                .arg(unit)
-                .arg(ttl);
+            let cmd = self.cas_command("FCALL", SAVE_FUNCTION, save);
             let mut conn = self.conn();
             let reply = match conn.send(&cmd).await {
                 Err(e) if is_function_missing(&e) => match self.load_library(&mut conn).await {
@@ -439,7 +421,26 @@ impl RedisStore {
                 Err(e) => return Err(Error::backend(e)),
             }
         }
-        self.save_by_script(key, expected, value, unit, ttl).await
+        self.save_by_script(save).await
+    }
+
+    /// `<verb> <name> 1 <key> <expected> <value> <unit> <ttl>`: the call of
+    /// the compare-and-swap, by `FCALL` or by `EVALSHA`, built in place
+    /// (redis-rs's `ScriptInvocation` copies every argument twice).
+    fn cas_command(&self, verb: &str, name: &str, save: &Cas<'_>) -> Cmd {
+        let mut cmd = Cmd::with_capacity(
+            8,
+            128 + self.keys.full_prefix().len() + save.expected.len() + save.value.len(),
+        );
+        cmd.arg(verb)
+            .arg(name)
+            .arg(1)
+            .arg(KeyArg(&self.keys, save.key))
+            .arg(save.expected)
+            .arg(save.value)
+            .arg(save.unit)
+            .arg(save.ttl);
+        cmd
     }
 
     /// `FUNCTION LOAD REPLACE` of [`SAVE_LIBRARY`].
@@ -449,30 +450,11 @@ impl RedisStore {
         conn.send(&load).await.map(|_| ())
     }
 
-    /// Runs [`SAVE_IF_UNCHANGED`] as one `EVALSHA`, built in place (redis-rs's
-    /// `ScriptInvocation` copies every argument twice). A server that does
-    /// not know the script (restarted, `SCRIPT FLUSH`, a new cluster node)
+    /// Runs [`SAVE_IF_UNCHANGED`] as one `EVALSHA`. A server that does not
+    /// know the script (restarted, `SCRIPT FLUSH`, a new cluster node)
     /// answers `NOSCRIPT`: the script is loaded and the call sent once more.
-    async fn save_by_script(
-        &self,
-        key: &SessionKey,
-        expected: &[u8],
-        value: &[u8],
-        unit: &str,
-        ttl: u64,
-    ) -> Result<i64> {
-        let mut cmd = Cmd::with_capacity(
-            8,
-            128 + self.keys.full_prefix().len() + expected.len() + value.len(),
-        );
-        cmd.arg("EVALSHA")
-            .arg(self.script.get_hash())
-            .arg(1)
-            .arg(KeyArg(&self.keys, key))
-            .arg(expected)
-            .arg(value)
-            .arg(unit)
-            .arg(ttl);
+    async fn save_by_script(&self, save: &Cas<'_>) -> Result<i64> {
+        let cmd = self.cas_command("EVALSHA", self.script.get_hash(), save);
         let mut conn = self.conn();
         let reply = match conn.send(&cmd).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
@@ -487,6 +469,16 @@ impl RedisStore {
         .map_err(Error::backend)?;
         integer(reply)
     }
+}
+
+/// What a compare-and-swap save sends: the key, the value it was loaded
+/// with, the value to write, and the `SET` expiry arguments ([`expiry_args`]).
+struct Cas<'a> {
+    key: &'a SessionKey,
+    expected: &'a [u8],
+    value: &'a [u8],
+    unit: &'a str,
+    ttl: u64,
 }
 
 /// A reply read as an integer.
@@ -808,7 +800,13 @@ impl SessionStore for RedisStore {
             match &record.version {
                 Some(version) => {
                     let outcome = self
-                        .save_if_unchanged(key, version.as_bytes(), &value, unit, ttl)
+                        .save_if_unchanged(&Cas {
+                            key,
+                            expected: version.as_bytes(),
+                            value: &value,
+                            unit,
+                            ttl,
+                        })
                         .await?;
                     match outcome {
                         1 => {}
