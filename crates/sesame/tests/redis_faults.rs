@@ -639,6 +639,91 @@ async fn a_flushed_function_is_loaded_again_and_the_save_lands() {
     .await;
 }
 
+/// A user whose ACL denies functions gets the script: denied `FUNCTION`
+/// (the library cannot be loaded) or denied only `FCALL` (loaded, but not
+/// callable). Every save lands, by `EVALSHA`, and the store keeps the
+/// script from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_denied_functions_saves_by_script() {
+    let [port] = free_ports();
+    let Some(server) = Server::start(port, &[]).await else {
+        return;
+    };
+    bounded(async {
+        let mut conn = server.admin().await;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if redis_major(&info) < 7 {
+            eprintln!(
+                "SKIP a_user_denied_functions_saves_by_script: Redis before 7 has no functions"
+            );
+            return;
+        }
+        for (user, denied) in [("nofunction", "-function"), ("nofcall", "-fcall")] {
+            let _: () = redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg(user)
+                .arg("on")
+                .arg(">sesame")
+                .arg("~*")
+                .arg("+@all")
+                .arg(denied)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let _: () = redis::cmd("CONFIG")
+                .arg("RESETSTAT")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let url = format!("redis://{user}:sesame@127.0.0.1:{}", server.port);
+            let app = counter_app(connect(&url).await);
+            let key = send_bounded(&app, None)
+                .await
+                .key
+                .expect("a session cookie");
+            for expected in ["2", "3"] {
+                let reply = send_bounded(&app, Some(&key)).await;
+                assert_eq!(
+                    (reply.status, reply.body.as_str()),
+                    (StatusCode::OK, expected),
+                    "{user}"
+                );
+            }
+            let stats: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let calls = |command: &str| {
+                stats
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:")))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            // Both saves by script (plus one NOSCRIPT try when the store
+            // first meets the server); FCALL never ran: refused once at
+            // most.
+            let evalsha = calls("evalsha");
+            assert!(
+                evalsha.starts_with("calls=2,") || evalsha.starts_with("calls=3,"),
+                "{user}: {stats}"
+            );
+            let fcall = calls("fcall");
+            assert!(
+                fcall.is_empty()
+                    || fcall.starts_with("calls=0,") && fcall.contains("rejected_calls=1,"),
+                "{user}: {stats}"
+            );
+        }
+    })
+    .await;
+}
+
 /// Creates a session, then three times flushes the server's scripts or
 /// functions (`flush`: `SCRIPT` or `FUNCTION`) and counts once more: each
 /// save lands. Returns the server's `INFO commandstats`.
