@@ -319,6 +319,19 @@ mod tests {
         let long_memo =
             b"\x80\x05}r\x05\x00\x00\x00\x8c\x01k]r\x06\x00\x00\x00s\x8c\x01mj\x06\x00\x00\x00s.";
         assert_eq!(pickle_loads(long_memo), Ok(json!({"k": [], "m": []})));
+        // Memo indexes out of order (BINPUT may name any): first, and after
+        // a run in order, with MEMOIZE numbering on from the count. Checked
+        // against CPython's pickle.loads.
+        let sparse_first = b"\x80\x02}q\x05(X\x01\x00\x00\x00aq\x00]q\x07X\x01\x00\x00\x00bh\x07X\x01\x00\x00\x00ch\x00u.";
+        assert_eq!(
+            pickle_loads(sparse_first),
+            Ok(json!({"a": [], "b": [], "c": "a"}))
+        );
+        let gap_after_run = b"\x80\x04}q\x00(X\x01\x00\x00\x00aq\x01X\x01\x00\x00\x00xq\x09X\x01\x00\x00\x00b\x94h\x09X\x01\x00\x00\x00ch\x03u.";
+        assert_eq!(
+            pickle_loads(gap_after_run),
+            Ok(json!({"a": "x", "b": "x", "c": "b"}))
+        );
         // LIST and DICT from a mark, EMPTY_TUPLE.
         assert_eq!(
             pickle_loads(b"\x80\x02(\x8c\x01a(K\x01)ld."),
