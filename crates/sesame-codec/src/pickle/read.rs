@@ -86,8 +86,11 @@ impl Memo {
     }
 }
 
-/// Room reserved up front in the reader's lists: a small session's worth.
-const INITIAL_NODES: usize = 16;
+/// Room reserved up front in the reader's lists: a small session's worth,
+/// as many nodes as fit in 1 KiB. A reservation that small is served from
+/// the allocator's per-thread cache (glibc's ends at 1032 bytes); a larger
+/// one costs a trip to the shared heap on every load.
+const INITIAL_NODES: usize = 1024 / std::mem::size_of::<Node<'static>>();
 
 pub(super) fn loads(data: &[u8]) -> Result<Value, Error> {
     let mut reader = Reader {
