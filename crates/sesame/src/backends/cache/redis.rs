@@ -327,10 +327,13 @@ impl RedisStore {
 
     /// Runs one call of the store within its timeout: running out of time
     /// is [`Error::Timeout`].
-    async fn bounded<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .unwrap_or(Err(Error::Timeout))
+    ///
+    /// A combinator, not an `async fn`: an `async fn` would hold `call`
+    /// twice in its state (as its argument, and inside the `Timeout`),
+    /// doubling the boxed future of every store call.
+    fn bounded<T>(&self, call: impl Future<Output = Result<T>>) -> impl Future<Output = Result<T>> {
+        use futures_util::FutureExt as _;
+        tokio::time::timeout(self.timeout, call).map(|r| r.unwrap_or(Err(Error::Timeout)))
     }
 
     /// Sends one command and reads its reply as a `T`.
