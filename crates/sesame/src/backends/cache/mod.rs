@@ -115,7 +115,7 @@ impl CacheKeys {
     }
 
     /// Every key's beginning: `KEY_PREFIX:VERSION:<engine prefix>`.
-    #[allow(dead_code, reason = "for RedisStore")]
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn full_prefix(&self) -> &str {
         &self.full_prefix
     }

@@ -338,8 +338,7 @@ impl RedisStore {
 
     /// Sends one command and reads its reply as a `T`.
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
-        let reply = self.conn().send(cmd).await.map_err(Error::backend)?;
-        T::from_redis_value(reply).map_err(|e| Error::backend(redis::RedisError::from(e)))
+        reply_as(self.conn().send(cmd).await.map_err(Error::backend)?)
     }
 
     /// `GET` and `PTTL` of one key, pipelined: one round trip.
@@ -388,12 +387,7 @@ impl RedisStore {
             match self.load_library(&mut self.conn()).await {
                 Ok(()) => self.functions.store(FUNCTIONS_YES, Ordering::Relaxed),
                 Err(e) if matches!(e.kind(), ErrorKind::Server(_)) => {
-                    tracing::info!(
-                        target: "sesame::store",
-                        error = %e,
-                        "Redis functions unavailable; saving with EVALSHA"
-                    );
-                    self.functions.store(FUNCTIONS_NO, Ordering::Relaxed);
+                    self.save_by_script_from_now(&e);
                 }
                 Err(e) => return Err(Error::backend(e)),
             }
@@ -412,19 +406,40 @@ impl RedisStore {
                 reply => reply,
             };
             match reply {
-                Ok(reply) => return integer(reply),
-                Err(e) if cannot_use_functions(&e) => {
-                    tracing::info!(
-                        target: "sesame::store",
-                        error = %e,
-                        "Redis functions unavailable; saving with EVALSHA from now on"
-                    );
-                    self.functions.store(FUNCTIONS_NO, Ordering::Relaxed);
-                }
+                Ok(reply) => return reply_as(reply),
+                Err(e) if cannot_use_functions(&e) => self.save_by_script_from_now(&e),
                 Err(e) => return Err(Error::backend(e)),
             }
         }
         self.save_by_script(save).await
+    }
+
+    /// The server cannot run the save function (`why`): every save from
+    /// now on is sent as the script.
+    fn save_by_script_from_now(&self, why: &redis::RedisError) {
+        tracing::info!(
+            target: "sesame::store",
+            error = %why,
+            "Redis functions unavailable; saving with EVALSHA from now on"
+        );
+        self.functions.store(FUNCTIONS_NO, Ordering::Relaxed);
+    }
+
+    /// `SET <key> <value> [NX|XX] <unit> <ttl>`, the key written in place.
+    fn set_command(
+        &self,
+        key: &SessionKey,
+        value: &[u8],
+        condition: Option<&str>,
+        (unit, ttl): (&str, u64),
+    ) -> Cmd {
+        let mut set = Cmd::with_capacity(6, 64 + self.keys.full_prefix().len() + value.len());
+        set.arg("SET").arg(KeyArg(&self.keys, key)).arg(value);
+        if let Some(condition) = condition {
+            set.arg(condition);
+        }
+        set.arg(unit).arg(ttl);
+        set
     }
 
     /// `<verb> <name> 1 <key> <expected> <value> <unit> <ttl>`: the call of
@@ -470,7 +485,7 @@ impl RedisStore {
             reply => reply,
         }
         .map_err(Error::backend)?;
-        integer(reply)
+        reply_as(reply)
     }
 }
 
@@ -484,9 +499,9 @@ struct Cas<'a> {
     ttl: u64,
 }
 
-/// A reply read as an integer.
-fn integer(reply: Value) -> Result<i64> {
-    i64::from_redis_value(reply).map_err(|e| Error::backend(redis::RedisError::from(e)))
+/// A reply read as a `T`.
+fn reply_as<T: FromRedisValue>(reply: Value) -> Result<T> {
+    T::from_redis_value(reply).map_err(|e| Error::backend(redis::RedisError::from(e)))
 }
 
 /// "ERR Function not found": the server has functions, not ours (yet).
@@ -772,18 +787,11 @@ impl SessionStore for RedisStore {
 
     async fn create(&self, record: &Record) -> Result<Saved> {
         let value = Bytes::from(encode(&record.data));
-        let (unit, ttl) = expiry_args(record.expires_at);
+        let expiry = expiry_args(record.expires_at);
         self.bounded(create_unique(|key| {
             let value = value.clone();
             async move {
-                let mut set =
-                    Cmd::with_capacity(6, 64 + self.keys.full_prefix().len() + value.len());
-                set.arg("SET")
-                    .arg(KeyArg(&self.keys, &key))
-                    .arg(value.as_ref())
-                    .arg("NX")
-                    .arg(unit)
-                    .arg(ttl);
+                let set = self.set_command(&key, &value, Some("NX"), expiry);
                 match self.query::<Option<String>>(&set).await? {
                     Some(_) => Ok(Saved {
                         key,
@@ -819,14 +827,7 @@ impl SessionStore for RedisStore {
                 }
                 None => {
                     // Only while the key exists: a save never re-creates.
-                    let mut set =
-                        Cmd::with_capacity(6, 64 + self.keys.full_prefix().len() + value.len());
-                    set.arg("SET")
-                        .arg(KeyArg(&self.keys, key))
-                        .arg(value.as_ref())
-                        .arg("XX")
-                        .arg(unit)
-                        .arg(ttl);
+                    let set = self.set_command(key, &value, Some("XX"), (unit, ttl));
                     if self.query::<Option<String>>(&set).await?.is_none() {
                         return Err(Error::Missing);
                     }
@@ -879,12 +880,7 @@ impl SessionCache for RedisStore {
         data: &SessionMap,
         expires_at: OffsetDateTime,
     ) -> Result<()> {
-        let (unit, ttl) = expiry_args(expires_at);
-        let mut set = redis::cmd("SET");
-        set.arg(KeyArg(&self.keys, key))
-            .arg(encode(data))
-            .arg(unit)
-            .arg(ttl);
+        let set = self.set_command(key, &encode(data), None, expiry_args(expires_at));
         self.bounded(self.query::<Option<String>>(&set)).await?;
         Ok(())
     }
