@@ -333,6 +333,16 @@ impl Session {
         &self.inner.shared.settings
     }
 
+    /// Reads the record under `key` again (after a conflict, or for
+    /// `reload`): a record made unreadable meanwhile (another app wrote it)
+    /// counts as gone.
+    async fn reread(&self, key: &SessionKey) -> Result<Option<Contents>> {
+        match self.call(self.inner.shared.store.load_contents(key)).await {
+            Err(Error::Corrupt(_)) => Ok(None),
+            fresh => fresh,
+        }
+    }
+
     /// Runs one store call under the configured timeout, noting and logging outages.
     async fn call<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let mut fut = std::pin::pin!(fut);
@@ -921,11 +931,7 @@ impl Session {
                         break;
                     }
                     backoff(attempt).await;
-                    let fresh = match self.call(shared.store.load_contents(old_key)).await {
-                        Ok(fresh) => fresh,
-                        Err(Error::Corrupt(_)) => None,
-                        Err(e) => return Err(e),
-                    };
+                    let fresh = self.reread(old_key).await?;
                     let fresh = fresh.ok_or(Error::Missing)?;
                     old_version = fresh.version.clone();
                     if policy == ConflictPolicy::Merge {
@@ -1170,11 +1176,7 @@ impl Session {
             self.state().reset_empty();
             return Ok(());
         };
-        let fresh = match self.call(self.inner.shared.store.load_contents(&key)).await {
-            Ok(fresh) => fresh,
-            Err(Error::Corrupt(_)) => None,
-            Err(e) => return Err(e),
-        };
+        let fresh = self.reread(&key).await?;
         let mut state = self.state();
         match fresh {
             Some(record) => {
@@ -1289,11 +1291,7 @@ impl Session {
                     // Wait before re-reading, not after: the re-read version
                     // must be as fresh as possible when the next try compares.
                     backoff(attempt).await;
-                    let fresh = match self.call(shared.store.load_contents(&key)).await {
-                        Ok(fresh) => fresh,
-                        Err(Error::Corrupt(_)) => None,
-                        Err(e) => return Err(e),
-                    };
+                    let fresh = self.reread(&key).await?;
                     let Some(fresh) = fresh else {
                         return Err(Error::Missing);
                     };
