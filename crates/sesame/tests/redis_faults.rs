@@ -146,6 +146,11 @@ impl Server {
         client.get_multiplexed_async_connection().await.unwrap()
     }
 
+    /// The server's major version (`redis_version:7.0.15` is 7).
+    async fn major_version(&self) -> u32 {
+        redis_major(&info(&mut self.admin().await, "server").await)
+    }
+
     /// SIGKILL, and reap.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -508,8 +513,8 @@ async fn a_ttl_past_year_9999_is_a_session_that_lives_until_deleted() {
 }
 
 /// One Redis round trip to load and one to save (issue 4): a counter
-/// request on an existing session makes exactly one `GET` + `PTTL` pipeline
-/// and one `EVALSHA`, counted by the server itself (`INFO commandstats`).
+/// request on an existing session makes exactly one `GET` and one `FCALL`
+/// (`EVALSHA` before Redis 7), counted by the server itself (`INFO`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_costs_one_round_trip_to_load_and_one_to_save() {
     let [port] = free_ports();
@@ -520,21 +525,13 @@ async fn a_request_costs_one_round_trip_to_load_and_one_to_save() {
         let app = counter_app(connect(&server.url()).await);
         let first = send_bounded(&app, None).await;
         let key = first.key.expect("a session cookie");
-        // The first save loaded the script (EVALSHA, NOSCRIPT, SCRIPT LOAD,
-        // EVALSHA); from then on it is one EVALSHA.
+        // The first save loaded the function (FUNCTION LOAD, then FCALL;
+        // before Redis 7 the script); from then on a save is one call.
         assert_eq!(send_bounded(&app, Some(&key)).await.body, "2");
         let mut conn = server.admin().await;
-        let _: () = redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        reset_stats(&mut conn).await;
         assert_eq!(send_bounded(&app, Some(&key)).await.body, "3");
-        let stats: String = redis::cmd("INFO")
-            .arg("all")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let stats = info(&mut conn, "all").await;
         let field = |prefix: &str| -> u64 {
             stats
                 .lines()
@@ -621,13 +618,7 @@ async fn a_flushed_function_is_loaded_again_and_the_save_lands() {
         return;
     };
     bounded(async {
-        let mut conn = server.admin().await;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if redis_major(&info) < 7 {
+        if server.major_version().await < 7 {
             eprintln!("SKIP a_flushed_function_is_loaded_again: Redis before 7 has no functions");
             return;
         }
@@ -650,18 +641,13 @@ async fn a_user_denied_functions_saves_by_script() {
         return;
     };
     bounded(async {
-        let mut conn = server.admin().await;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if redis_major(&info) < 7 {
+        if server.major_version().await < 7 {
             eprintln!(
                 "SKIP a_user_denied_functions_saves_by_script: Redis before 7 has no functions"
             );
             return;
         }
+        let mut conn = server.admin().await;
         for (user, denied) in [("nofunction", "-function"), ("nofcall", "-fcall")] {
             let _: () = redis::cmd("ACL")
                 .arg("SETUSER")
@@ -674,11 +660,7 @@ async fn a_user_denied_functions_saves_by_script() {
                 .query_async(&mut conn)
                 .await
                 .unwrap();
-            let _: () = redis::cmd("CONFIG")
-                .arg("RESETSTAT")
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+            reset_stats(&mut conn).await;
             let url = format!("redis://{user}:sesame@127.0.0.1:{}", server.port);
             let app = counter_app(connect(&url).await);
             let key = send_bounded(&app, None)
@@ -693,18 +675,8 @@ async fn a_user_denied_functions_saves_by_script() {
                     "{user}"
                 );
             }
-            let stats: String = redis::cmd("INFO")
-                .arg("commandstats")
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            let calls = |command: &str| {
-                stats
-                    .lines()
-                    .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:")))
-                    .unwrap_or("")
-                    .to_owned()
-            };
+            let stats = info(&mut conn, "commandstats").await;
+            let calls = |command: &str| cmdstat(&stats, command).to_owned();
             // Both saves by script (plus one NOSCRIPT try when the store
             // first meets the server); FCALL never ran: refused once at
             // most.
@@ -747,11 +719,35 @@ async fn saves_across_flushes(server: &Server, flush: &str) -> String {
             "after {flush} FLUSH"
         );
     }
+    info(&mut conn, "commandstats").await
+}
+
+/// `INFO <section>` on `conn`.
+async fn info(conn: &mut redis::aio::MultiplexedConnection, section: &str) -> String {
     redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
+        .arg(section)
+        .query_async(conn)
         .await
         .unwrap()
+}
+
+/// `CONFIG RESETSTAT` on `conn`: the server's counts start again from zero.
+async fn reset_stats(conn: &mut redis::aio::MultiplexedConnection) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// A command's line of `INFO commandstats` after `cmdstat_<command>:`
+/// (`calls=2,usec=…`), or "" when the command never ran.
+fn cmdstat<'a>(stats: &'a str, command: &str) -> &'a str {
+    let prefix = format!("cmdstat_{command}:");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .unwrap_or("")
 }
 
 /// The major version in an `INFO` reply (`redis_version:7.0.15`).
