@@ -14,10 +14,13 @@
     reason = "helpers are not #[test] fns; a failed unwrap is a failed test"
 )]
 
+mod log_support;
 mod outage_support;
 
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use axum::Router;
@@ -33,6 +36,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use log_support::Logs;
 use outage_support::Outage;
 
 /// The store timeout, both the client's (`connect_with_timeout`) and the
@@ -47,12 +51,29 @@ const TEST_LIMIT: Duration = Duration::from_secs(60);
 
 // ---- a private redis-server ------------------------------------------------------
 
-/// Ports nobody listens on, distinct from each other.
+/// Ports nobody listens on, distinct from each other and from every port
+/// this process handed out before: tests run in parallel, and a port freed
+/// here may be offered again by the kernel before the server of the test
+/// that got it has bound it (the second server would then fail to start,
+/// and its test talk to the first).
 fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<StdListener> = (0..N)
-        .map(|_| StdListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Every listener is held until all N are chosen.
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < N {
+        let listener = StdListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    std::array::from_fn(|i| ports[i])
 }
 
 /// A private `redis-server`, killed when dropped.
@@ -61,16 +82,24 @@ struct Server {
     port: u16,
     /// Arguments after the standard ones (cluster mode).
     extra: Vec<String>,
+    /// Its working directory, removed when dropped: a replica writes the
+    /// primary's snapshot there, which a later server started in the same
+    /// directory would load.
+    dir: std::path::PathBuf,
 }
 
 impl Server {
     /// Starts `redis-server` on `port`, or `None` (and a skip line) when
     /// the binary is missing.
     async fn start(port: u16, extra: &[String]) -> Option<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("sesame-redis-faults-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         let mut server = Self {
             child: None,
             port,
             extra: extra.to_vec(),
+            dir,
         };
         if !server.spawn() {
             eprintln!("SKIP redis faults: redis-server not found");
@@ -91,6 +120,8 @@ impl Server {
         let spawned = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -113,6 +144,15 @@ impl Server {
                 .await
                 .unwrap_or(false)
             {
+                // The server answering is this one, not another process's
+                // that held the port first.
+                let server = info(&mut self.admin().await, "server").await;
+                let pid = format!("process_id:{}", self.pid());
+                assert!(
+                    server.lines().any(|line| line.trim() == pid),
+                    "port {} belongs to another redis-server",
+                    self.port
+                );
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -167,6 +207,7 @@ impl Drop for Server {
             let _ = Command::new("kill").args(["-CONT", &self.pid()]).status();
         }
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -759,6 +800,126 @@ fn redis_major(info: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// `with_replica_wait` (a logout survives a failover): a flush returns
+/// only once the replica has the delete; with the replica stopped, the delete
+/// still lands on the primary, the wait gives up after its timeout, and a
+/// warning says so (without the key).
+#[tokio::test]
+async fn a_logout_waits_for_the_replica_and_warns_when_it_cannot() {
+    let [p, r] = free_ports();
+    let Some(primary) = Server::start(p, &[]).await else {
+        return;
+    };
+    let replica_of = [
+        "--replicaof".to_owned(),
+        "127.0.0.1".to_owned(),
+        p.to_string(),
+    ];
+    let Some(replica) = Server::start(r, &replica_of).await else {
+        return;
+    };
+    let logs = Logs::default();
+    let _guard = logs.install();
+    bounded(async {
+        let mut on_primary = primary.admin().await;
+        let mut on_replica = replica.admin().await;
+        // A store on a connection of the caller's cannot open another.
+        let client = redis::Client::open(primary.url()).unwrap();
+        let managed = redis::aio::ConnectionManager::new(client).await.unwrap();
+        let refused = RedisStore::new(managed)
+            .with_replica_wait(1, Duration::from_millis(10))
+            .await
+            .unwrap_err();
+        let why = format!("{refused:?}");
+        assert!(why.contains("RedisStore::connect"), "{why}");
+
+        let store = connect(&primary.url())
+            .await
+            .with_replica_wait(1, Duration::from_secs(5))
+            .await
+            .unwrap();
+
+        // The replica is stopped as the logout starts and continued a
+        // moment later: the flush cannot return before that.
+        let key = logged_in(&store, &mut on_replica).await;
+        replica.signal("STOP");
+        let continued = Arc::new(AtomicBool::new(false));
+        let later = tokio::spawn({
+            let (continued, pid) = (continued.clone(), replica.pid());
+            async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continued.store(true, SeqCst);
+                let status = Command::new("kill").args(["-CONT", &pid]).status();
+                assert!(status.unwrap().success());
+            }
+        });
+        Session::new(store.clone(), Some(key.clone()))
+            .flush()
+            .await
+            .unwrap();
+        assert!(
+            continued.load(SeqCst),
+            "the flush returned while the replica could not have the delete"
+        );
+        later.await.unwrap();
+        assert!(!has_session(&mut on_replica, &key).await);
+        assert!(
+            logs.lines("WARN", "sesame::store").is_empty(),
+            "{}",
+            logs.text()
+        );
+
+        let store = store
+            .with_replica_wait(1, Duration::from_millis(200))
+            .await
+            .unwrap();
+        let key = logged_in(&store, &mut on_replica).await;
+        replica.signal("STOP");
+        let flushed = Session::new(store.clone(), Some(key.clone())).flush().await;
+        replica.signal("CONT");
+        flushed.unwrap();
+        assert!(!has_session(&mut on_primary, &key).await);
+        let warnings = logs.lines("WARN", "sesame::store");
+        assert_eq!(warnings.len(), 1, "{}", logs.text());
+        assert!(warnings[0].contains("acked=0"), "{}", warnings[0]);
+        assert!(
+            !warnings[0].contains(key.as_str()),
+            "the key is never logged"
+        );
+    })
+    .await;
+}
+
+/// A session saved through `store`, once the replica behind `on_replica`
+/// has it too (replication is asynchronous; a save does not wait).
+async fn logged_in(
+    store: &RedisStore,
+    on_replica: &mut redis::aio::MultiplexedConnection,
+) -> SessionKey {
+    let session = Session::new(store.clone(), None);
+    session.insert("_auth_user_id", "42").await.unwrap();
+    session.save().await.unwrap();
+    let key = session.session_key().expect("a saved session has a key");
+    for _ in 0..250 {
+        if has_session(on_replica, &key).await {
+            return key;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the replica did not receive the session within 5 s");
+}
+
+/// Whether the server behind `conn` holds the session `key`.
+async fn has_session(conn: &mut redis::aio::MultiplexedConnection, key: &SessionKey) -> bool {
+    let name = format!(":1:django.contrib.sessions.cache{}", key.as_str());
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(name)
+        .query_async(conn)
+        .await
+        .unwrap();
+    n == 1
+}
+
 /// SIGSTOP the server (it accepts but never answers): 503 within the store
 /// timeout. SIGCONT: success within a second, and the session survived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -936,8 +1097,8 @@ mod cluster {
     use std::process::Output;
 
     use super::{
-        Command, Duration, Instant, RECOVERY, Server, SessionKey, StatusCode, Stdio, TIMEOUT,
-        bounded, connect, counter_app, expect_503, free_ports, millis, send_bounded,
+        Command, Duration, Instant, RECOVERY, Server, Session, SessionKey, StatusCode, Stdio,
+        TIMEOUT, bounded, connect, counter_app, expect_503, free_ports, millis, send_bounded,
     };
 
     /// A scratch directory, removed when dropped.
@@ -1133,6 +1294,21 @@ mod cluster {
             );
             let reply = send_bounded(&app, Some(&key)).await;
             assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "4"));
+
+            // A logout that waits for replicas sends its `WAIT` to the
+            // slot's new owner; these masters have no replica, so it gives
+            // up after its timeout, and the delete has landed.
+            let waiting = store
+                .with_replica_wait(1, Duration::from_millis(50))
+                .await
+                .unwrap();
+            Session::new(waiting, Some(key.clone()))
+                .flush()
+                .await
+                .unwrap();
+            for port in [p1, p2, p3] {
+                assert!(!holds(port, &name).await, "the logout reached the owner");
+            }
         })
         .await;
     }

@@ -88,6 +88,9 @@ const FUNCTIONS_NO: u8 = 2;
 /// - **Cluster.** [`connect`](Self::connect) with `redis+cluster://host1:port,host2:port`
 ///   (feature `redis-cluster`). Each session is one key, so every command
 ///   is slot-local; redirections (`MOVED`, `ASK`) are followed by the client.
+/// - **Replicas.** Redis replicates asynchronously: a replica promoted by
+///   a failover may miss the latest writes. [`with_replica_wait`](Self::with_replica_wait)
+///   makes deletes wait for replicas, so a failover does not undo a logout.
 /// - **TLS.** `rediss://` and `rediss+cluster://` (feature `redis-tls`),
 ///   verified against the system's roots; for your own roots, build the
 ///   connection yourself and use [`new`](Self::new) or `from_cluster`.
@@ -133,6 +136,106 @@ pub struct RedisStore {
     functions: Arc<AtomicU8>,
     /// How long one call may take ([`SessionStore::call_timeout`]).
     timeout: Duration,
+    /// How [`connect`](Self::connect) reached the server (`None` for a
+    /// connection the caller made): what [`with_replica_wait`](Self::with_replica_wait)
+    /// opens its own connection with.
+    opener: Option<Arc<Opener>>,
+    /// Deletes that wait for replicas ([`with_replica_wait`](Self::with_replica_wait)).
+    replica_wait: Option<Arc<ReplicaWait>>,
+}
+
+/// How a store reached the server, kept to open more connections the
+/// same way.
+#[allow(clippy::large_enum_variant)] // one per store, behind an Arc
+enum Opener {
+    /// A standalone server: its client, and the connection manager's
+    /// options (no response timeout: the store bounds each call itself).
+    Single(redis::Client, ConnectionManagerConfig),
+    /// A cluster: its seed nodes (`redis://` URLs) and the timeout of a
+    /// connection attempt.
+    #[cfg_attr(not(feature = "redis-cluster"), allow(dead_code))]
+    Cluster(Vec<String>, Duration),
+}
+
+impl Opener {
+    /// A new connection; on a cluster, one whose commands may take up to
+    /// `response_timeout` (the cluster client times its commands itself).
+    async fn open(&self, response_timeout: Duration) -> Result<Conn> {
+        match self {
+            Self::Single(client, config) => Ok(Conn::Single(
+                ConnectionManager::new_with_config(client.clone(), config.clone())
+                    .await
+                    .map_err(Error::backend)?,
+            )),
+            Self::Cluster(nodes, timeout) => {
+                connect_cluster(nodes, *timeout, response_timeout).await
+            }
+        }
+    }
+}
+
+/// Deletes that return once `replicas` replicas have them (Redis `WAIT`),
+/// or `timeout` has passed.
+struct ReplicaWait {
+    /// A connection of its own: `WAIT` counts the writes sent on the
+    /// connection it is sent on, and Redis holds that connection's later
+    /// commands until it answers, so sharing the store's connection would
+    /// stall every request behind a logout while a replica is slow.
+    conn: Conn,
+    replicas: u32,
+    timeout: Duration,
+}
+
+impl ReplicaWait {
+    /// `DEL` then `WAIT` on the connection of its own: pipelined (one round
+    /// trip) on a standalone server; on a cluster, `WAIT` is routed to the
+    /// primary that owns the key's slot. Fewer replicas than asked for is
+    /// a warning, not an error: the session is deleted on the primary.
+    async fn delete(&self, cache_key: String) -> Result<()> {
+        let mut del = redis::cmd("DEL");
+        del.arg(&cache_key);
+        let mut wait = redis::cmd("WAIT");
+        // `WAIT n 0` would wait for ever.
+        let millis = u64::try_from(self.timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        wait.arg(self.replicas).arg(millis);
+        let acked: i64 = match self.conn.clone() {
+            Conn::Single(mut conn) => {
+                let mut pipe = redis::pipe();
+                pipe.add_command(del).ignore().add_command(wait);
+                let (acked,): (i64,) = pipe.query_async(&mut conn).await.map_err(Error::backend)?;
+                acked
+            }
+            #[cfg(feature = "redis-cluster")]
+            Conn::Cluster(mut conn) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+
+                conn.req_packed_command(&del)
+                    .await
+                    .and_then(Value::extract_error)
+                    .map_err(Error::backend)?;
+                let primary = Route::with_key(cache_key.as_bytes(), SlotAddr::Master);
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary));
+                reply_as(
+                    conn.route_command(wait, route)
+                        .await
+                        .map_err(Error::backend)?,
+                )?
+            }
+        };
+        if acked < i64::from(self.replicas) {
+            tracing::warn!(
+                target: "sesame::store",
+                acked,
+                replicas = self.replicas,
+                timeout_ms = millis,
+                "a session was deleted on the Redis primary, but fewer replicas than asked \
+                 for confirmed it in time: a failover now could bring it back"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The connection: one multiplexed connection to a standalone server, or
@@ -237,8 +340,8 @@ impl RedisStore {
     pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self> {
         #[cfg(feature = "redis-tls")]
         install_crypto_provider();
-        let conn = match cluster_nodes(url) {
-            Some(nodes) => connect_cluster(&nodes?, timeout).await?,
+        let opener = match cluster_nodes(url) {
+            Some(nodes) => Opener::Cluster(nodes?, timeout),
             None => {
                 let client = redis::Client::open(url).map_err(Error::backend)?;
                 // No response timeout here: the store bounds each call
@@ -249,14 +352,13 @@ impl RedisStore {
                     .set_min_delay(Duration::from_millis(20))
                     .set_max_delay(Duration::from_millis(250))
                     .set_number_of_retries(4);
-                Conn::Single(
-                    ConnectionManager::new_with_config(client, config)
-                        .await
-                        .map_err(Error::backend)?,
-                )
+                Opener::Single(client, config)
             }
         };
-        Ok(Self::with_conn(conn).with_timeout(timeout))
+        let conn = opener.open(timeout).await?;
+        let mut store = Self::with_conn(conn).with_timeout(timeout);
+        store.opener = Some(Arc::new(opener));
+        Ok(store)
     }
 
     fn with_conn(conn: Conn) -> Self {
@@ -271,6 +373,8 @@ impl RedisStore {
             script: Arc::new(Script::new(SAVE_IF_UNCHANGED)),
             functions: Arc::new(AtomicU8::new(functions)),
             timeout: DEFAULT_REDIS_TIMEOUT,
+            opener: None,
+            replica_wait: None,
         }
     }
 
@@ -298,6 +402,64 @@ impl RedisStore {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Makes every delete — a logout's [`flush`](crate::Session::flush),
+    /// the old key of [`cycle_key`](crate::Session::cycle_key), a revoke
+    /// ([`revoke_user_sessions`](crate::backends::revoke_user_sessions), `sesame
+    /// revoke` with `SESAME_REDIS_WAIT_REPLICAS`) — return only once
+    /// `replicas` replicas have it, or
+    /// after `timeout` (Redis `WAIT`), so that a failover right after a
+    /// logout does not bring the session back: Redis replicates
+    /// asynchronously, and a replica promoted before it saw the `DEL`
+    /// still holds the session.
+    ///
+    /// Deletes go through a connection of their own, opened here as
+    /// [`connect`](Self::connect) opened the store's (`WAIT` holds the
+    /// connection it is sent on). When fewer replicas confirm in time, the
+    /// delete still succeeds (the primary has it) and logs a warning on
+    /// `sesame::store`. A delete may take up to the store's timeout plus
+    /// `timeout` (and, in a [`Session`](crate::Session), no longer than
+    /// [`Settings::store_timeout`](crate::Settings::store_timeout)).
+    /// `replicas = 0` turns the wait off.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> sesame::Result<()> {
+    /// use std::time::Duration;
+    /// use sesame::backends::RedisStore;
+    ///
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379/0")
+    ///     .await?
+    ///     .with_replica_wait(1, Duration::from_millis(100))
+    ///     .await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the store was made on a connection of yours
+    /// ([`new`](Self::new), `from_cluster`), which this store cannot open
+    /// again, or the new connection cannot be opened.
+    pub async fn with_replica_wait(mut self, replicas: u32, timeout: Duration) -> Result<Self> {
+        if replicas == 0 {
+            self.replica_wait = None;
+            return Ok(self);
+        }
+        let Some(opener) = &self.opener else {
+            return Err(Error::backend(
+                "with_replica_wait opens a connection of its own: make the store with RedisStore::connect",
+            ));
+        };
+        // A delete's `WAIT` may take the whole wait, on top of the call.
+        let conn = self
+            .bounded(opener.open(self.timeout.saturating_add(timeout)))
+            .await?;
+        self.replica_wait = Some(Arc::new(ReplicaWait {
+            conn,
+            replicas,
+            timeout,
+        }));
+        Ok(self)
     }
 
     /// Names entries with these keys: Django's cache `KEY_PREFIX` and
@@ -748,13 +910,22 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("cluster", &self.is_cluster())
             .field("keys", &self.keys)
+            .field(
+                "replica_wait",
+                &self.replica_wait.as_ref().map(|w| (w.replicas, w.timeout)),
+            )
             .finish_non_exhaustive()
     }
 }
 
 impl SessionStore for RedisStore {
     fn call_timeout(&self) -> Option<Duration> {
-        Some(self.timeout)
+        // A delete may also wait for replicas.
+        let wait = self
+            .replica_wait
+            .as_ref()
+            .map_or(Duration::ZERO, |w| w.timeout);
+        Some(self.timeout.saturating_add(wait))
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
@@ -843,6 +1014,14 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<()> {
+        if let Some(wait) = &self.replica_wait {
+            use futures_util::FutureExt as _;
+            // The call's own time, and the wait's on top of it.
+            let within = self.timeout.saturating_add(wait.timeout);
+            return tokio::time::timeout(within, wait.delete(self.keys.key(key)))
+                .map(|r| r.unwrap_or(Err(Error::Timeout)))
+                .await;
+        }
         let mut del = redis::cmd("DEL");
         del.arg(KeyArg(&self.keys, key));
         self.bounded(self.query::<i64>(&del)).await?;
@@ -942,11 +1121,17 @@ fn cluster_nodes(url: &str) -> Option<Result<Vec<String>>> {
     Some(Ok(nodes))
 }
 
+/// A cluster connection seeded by `nodes`: each connection attempt within
+/// `timeout`, each command within `response_timeout`.
 #[cfg(feature = "redis-cluster")]
-async fn connect_cluster(nodes: &[String], timeout: Duration) -> Result<Conn> {
+async fn connect_cluster(
+    nodes: &[String],
+    timeout: Duration,
+    response_timeout: Duration,
+) -> Result<Conn> {
     let client = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
         .connection_timeout(timeout)
-        .response_timeout(timeout)
+        .response_timeout(response_timeout)
         .retries(2)
         .min_retry_wait(10)
         .max_retry_wait(250)
@@ -960,7 +1145,11 @@ async fn connect_cluster(nodes: &[String], timeout: Duration) -> Result<Conn> {
 }
 
 #[cfg(not(feature = "redis-cluster"))]
-async fn connect_cluster(_nodes: &[String], _timeout: Duration) -> Result<Conn> {
+async fn connect_cluster(
+    _nodes: &[String],
+    _timeout: Duration,
+    _response_timeout: Duration,
+) -> Result<Conn> {
     Err(Error::backend(
         "redis+cluster:// needs the `redis-cluster` feature of sesame",
     ))
