@@ -160,7 +160,9 @@ pub struct StoreArgs {
         help = "Where sessions are kept: sqlite://PATH (or sqlite:PATH), postgres://…, \
                 postgresql://…, mysql://…, mariadb://…, file:///DIR (one file per session), \
                 redis://…, rediss://…, redis+cluster://host1:port,host2:port, memcached://HOST[:PORT], \
-                memory:, or signed-cookies: (the session in the signed cookie)"
+                memory:, or signed-cookies: (the session in the signed cookie). On Redis, \
+                SESAME_REDIS_WAIT_REPLICAS makes every delete wait (at most \
+                SESAME_REDIS_WAIT_TIMEOUT seconds, 0.1 by default) until that many replicas have it"
     )]
     pub store: StoreUrl,
     /// A cache in front of the `--store` database: Django's `cached_db`.

@@ -584,10 +584,7 @@ impl Cache {
         let cache: anyhow::Result<Self> = match url {
             StoreUrl::Memory => Ok(Self::Memory(MemoryStore::new())),
             #[cfg(feature = "redis")]
-            StoreUrl::Redis(raw) => RedisStore::connect(raw)
-                .await
-                .map(|s| Self::Redis(s.with_keys(keys)))
-                .map_err(Into::into),
+            StoreUrl::Redis(raw) => open_redis_store(raw, keys).await.map(Self::Redis),
             #[cfg(feature = "memcached")]
             StoreUrl::Memcached(raw) => MemcachedStore::connect(raw)
                 .await
@@ -633,6 +630,38 @@ impl SessionCache for Cache {
     ) -> sesame::Result<()> {
         each_cache!(self, c => c.expire_at(key, until).await)
     }
+}
+
+/// How many replicas a delete on Redis waits for, and for how long at
+/// most (`RedisStore::with_replica_wait`): `SESAME_REDIS_WAIT_REPLICAS`
+/// (default 0, no wait) and `SESAME_REDIS_WAIT_TIMEOUT` (seconds, default
+/// 0.1).
+fn replica_wait_from_env() -> anyhow::Result<(u32, std::time::Duration)> {
+    let replicas = match std::env::var("SESAME_REDIS_WAIT_REPLICAS") {
+        Ok(v) => v.trim().parse().map_err(|_| {
+            UsageError(format!(
+                "invalid settings: SESAME_REDIS_WAIT_REPLICAS: expected a number of replicas \
+                 (0 or more), got {v:?}"
+            ))
+        })?,
+        Err(_) => 0,
+    };
+    let timeout = match std::env::var("SESAME_REDIS_WAIT_TIMEOUT") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+            .map(std::time::Duration::from_secs_f64)
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "invalid settings: SESAME_REDIS_WAIT_TIMEOUT: expected seconds, more than 0 \
+                     and at most 3600, got {v:?}"
+                ))
+            })?,
+        Err(_) => std::time::Duration::from_millis(100),
+    };
+    Ok((replicas, timeout))
 }
 
 /// Django's `CACHES` `KEY_PREFIX` and `VERSION` from `SESAME_CACHE_KEY_PREFIX`
@@ -682,6 +711,11 @@ impl Store {
             || matches!(args.store, StoreUrl::Redis(_) | StoreUrl::Memcached(_));
         if uses_cache_keys {
             cache_keys_from_env(CacheKeys::default())?;
+        }
+        if matches!(args.store, StoreUrl::Redis(_))
+            || matches!(args.cache, Some(StoreUrl::Redis(_)))
+        {
+            replica_wait_from_env()?;
         }
         #[cfg(feature = "memcached")]
         {
@@ -976,9 +1010,19 @@ async fn open_mysql(_: &str, _: Signer) -> anyhow::Result<Store> {
 #[cfg(feature = "redis")]
 async fn open_redis(url: &str) -> anyhow::Result<Store> {
     let keys = cache_keys_from_env(CacheKeys::default())?;
-    Ok(Store::Redis(
-        RedisStore::connect(url).await?.with_keys(keys),
-    ))
+    Ok(Store::Redis(open_redis_store(url, keys).await?))
+}
+
+/// A `RedisStore` on `url` with `keys`, its deletes waiting for the
+/// replicas `SESAME_REDIS_WAIT_REPLICAS` asks for.
+#[cfg(feature = "redis")]
+async fn open_redis_store(url: &str, keys: CacheKeys) -> anyhow::Result<RedisStore> {
+    let (replicas, timeout) = replica_wait_from_env()?;
+    Ok(RedisStore::connect(url)
+        .await?
+        .with_keys(keys)
+        .with_replica_wait(replicas, timeout)
+        .await?)
 }
 
 #[cfg(not(feature = "redis"))]

@@ -1044,4 +1044,58 @@ mod revoke {
         assert!(!cached(&gone).await, "the cached copy");
         assert!(live(&db, &kept).await && cached(&kept).await);
     }
+
+    /// `SESAME_REDIS_WAIT_REPLICAS`: each delete waits for that many
+    /// replicas (`WAIT`). No test Redis has 64, so the wait gives up after
+    /// `SESAME_REDIS_WAIT_TIMEOUT` with a warning, and the session is gone.
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn revoke_on_redis_waits_for_the_replicas_asked_for() {
+        use sesame::backends::RedisStore;
+
+        let Some(redis_url) = sesame_conformance::env_url("REDIS") else {
+            return;
+        };
+        let store = RedisStore::connect(&redis_url).await.unwrap();
+        let user = format!("user-{}", sesame::SessionKey::generate().as_str());
+        let gone = create(&store, logged_in(&json!(user))).await;
+        let env = [
+            ("SECRET_KEY", KEY.to_owned()),
+            ("SESAME_REDIS_WAIT_REPLICAS", "64".to_owned()),
+            ("SESAME_REDIS_WAIT_TIMEOUT", "0.05".to_owned()),
+        ];
+        let run = sesame(
+            &["revoke", "--store", &redis_url, "--user", &user],
+            &env,
+            b"",
+        )
+        .await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        assert!(!live(&store, &gone).await, "{run:?}");
+        assert!(
+            run.stderr.contains("fewer replicas than asked for"),
+            "{run:?}"
+        );
+        assert!(!run.stderr.contains(&gone), "the key is never logged");
+    }
+
+    /// A wait that is not a number is a usage error, found before any
+    /// store is reached.
+    #[tokio::test]
+    async fn an_invalid_replica_wait_is_a_usage_error() {
+        for (name, value) in [
+            ("SESAME_REDIS_WAIT_REPLICAS", "two"),
+            ("SESAME_REDIS_WAIT_TIMEOUT", "0"),
+        ] {
+            let env = [("SECRET_KEY", KEY.to_owned()), (name, value.to_owned())];
+            let run = sesame(
+                &["revoke", "--store", "redis://127.0.0.1:1", "--user", "42"],
+                &env,
+                b"",
+            )
+            .await;
+            assert_eq!(run.code(), Some(2), "{run:?}");
+            assert!(run.stderr.contains(name), "{run:?}");
+        }
+    }
 }
