@@ -34,6 +34,14 @@ impl Logs {
     /// Routes every event at every level on this thread into the buffer
     /// until the guard drops.
     pub(crate) fn install(&self) -> DefaultGuard {
+        // While at most one dispatcher exists, tracing decides whether a
+        // callsite is of interest by asking the default dispatcher of the
+        // thread that reaches it first, and caches the answer: a test
+        // thread without a subscriber reaching a callsite first would hide
+        // its events from this one. A second dispatcher, kept for the
+        // process, makes tracing ask every dispatcher.
+        static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let logs = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || logs.clone())
