@@ -842,27 +842,21 @@ async fn a_logout_waits_for_the_replica_and_warns_when_it_cannot() {
         // The replica is stopped as the logout starts and continued a
         // moment later: the flush cannot return before that.
         let key = logged_in(&store, &mut on_replica).await;
-        replica.signal("STOP");
-        let continued = Arc::new(AtomicBool::new(false));
-        let later = tokio::spawn({
-            let (continued, pid) = (continued.clone(), replica.pid());
-            async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                continued.store(true, SeqCst);
-                let status = Command::new("kill").args(["-CONT", &pid]).status();
-                assert!(status.unwrap().success());
-            }
-        });
-        Session::new(store.clone(), Some(key.clone()))
-            .flush()
+        let session = Session::new(store.clone(), Some(key.clone()));
+        only_once_continued(&replica, session.flush())
             .await
             .unwrap();
-        assert!(
-            continued.load(SeqCst),
-            "the flush returned while the replica could not have the delete"
-        );
-        later.await.unwrap();
         assert!(!has_session(&mut on_replica, &key).await);
+
+        // A rotation (at login): its old key is gone from the replica too.
+        let old = logged_in(&store, &mut on_replica).await;
+        let session = Session::new(store.clone(), Some(old.clone()));
+        only_once_continued(&replica, session.cycle_key())
+            .await
+            .unwrap();
+        let new = session.session_key().expect("a new key");
+        assert_ne!(new, old);
+        assert!(!has_session(&mut on_replica, &old).await);
         assert!(
             logs.lines("WARN", "sesame::store").is_empty(),
             "{}",
@@ -888,6 +882,29 @@ async fn a_logout_waits_for_the_replica_and_warns_when_it_cannot() {
         );
     })
     .await;
+}
+
+/// Runs `call` while `replica` is stopped, continuing it 300 ms in; fails
+/// when `call` returns before that.
+async fn only_once_continued<T>(replica: &Server, call: impl std::future::Future<Output = T>) -> T {
+    replica.signal("STOP");
+    let continued = Arc::new(AtomicBool::new(false));
+    let later = tokio::spawn({
+        let (continued, pid) = (continued.clone(), replica.pid());
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continued.store(true, SeqCst);
+            let status = Command::new("kill").args(["-CONT", &pid]).status();
+            assert!(status.unwrap().success());
+        }
+    });
+    let out = call.await;
+    assert!(
+        continued.load(SeqCst),
+        "returned while the replica could not have the delete"
+    );
+    later.await.unwrap();
+    out
 }
 
 /// A session saved through `store`, once the replica behind `on_replica`

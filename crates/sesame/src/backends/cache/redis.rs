@@ -187,54 +187,90 @@ struct ReplicaWait {
 }
 
 impl ReplicaWait {
-    /// `DEL` then `WAIT` on the connection of its own: pipelined (one round
-    /// trip) on a standalone server; on a cluster, `WAIT` is routed to the
-    /// primary that owns the key's slot. Fewer replicas than asked for is
-    /// a warning, not an error: the session is deleted on the primary.
-    async fn delete(&self, cache_key: String) -> Result<()> {
-        let mut del = redis::cmd("DEL");
-        del.arg(&cache_key);
+    /// `WAIT <replicas> <timeout>` (`WAIT n 0` would wait for ever).
+    fn wait_command(&self) -> Cmd {
         let mut wait = redis::cmd("WAIT");
-        // `WAIT n 0` would wait for ever.
         let millis = u64::try_from(self.timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
         wait.arg(self.replicas).arg(millis);
-        let acked: i64 = match self.conn.clone() {
-            Conn::Single(mut conn) => {
+        wait
+    }
+
+    /// `DEL` then `WAIT` on the connection of its own: pipelined (one round
+    /// trip) on a standalone server; on a cluster, two calls, `WAIT` routed
+    /// to the primary that owns the key's slot.
+    async fn delete(&self, cache_key: &str) -> Result<()> {
+        let mut del = redis::cmd("DEL");
+        del.arg(cache_key);
+        let acked = match &self.conn {
+            Conn::Single(conn) => {
+                let mut conn = conn.clone();
                 let mut pipe = redis::pipe();
-                pipe.add_command(del).ignore().add_command(wait);
+                pipe.add_command(del)
+                    .ignore()
+                    .add_command(self.wait_command());
                 let (acked,): (i64,) = pipe.query_async(&mut conn).await.map_err(Error::backend)?;
                 acked
             }
             #[cfg(feature = "redis-cluster")]
-            Conn::Cluster(mut conn) => {
+            Conn::Cluster(_) => {
+                self.conn.clone().send(&del).await.map_err(Error::backend)?;
+                self.wait(cache_key).await?
+            }
+        };
+        self.check(acked);
+        Ok(())
+    }
+
+    /// `WAIT` after a write sent on the connection of its own (on a
+    /// cluster, to the primary that owns `cache_key`'s slot).
+    async fn wait_after_write(&self, cache_key: &str) -> Result<()> {
+        let acked = self.wait(cache_key).await?;
+        self.check(acked);
+        Ok(())
+    }
+
+    #[cfg_attr(not(feature = "redis-cluster"), allow(unused_variables))]
+    async fn wait(&self, cache_key: &str) -> Result<i64> {
+        let wait = self.wait_command();
+        match &self.conn {
+            Conn::Single(_) => reply_as(
+                self.conn
+                    .clone()
+                    .send(&wait)
+                    .await
+                    .map_err(Error::backend)?,
+            ),
+            #[cfg(feature = "redis-cluster")]
+            Conn::Cluster(conn) => {
+                let mut conn = conn.clone();
                 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 
-                conn.req_packed_command(&del)
-                    .await
-                    .and_then(Value::extract_error)
-                    .map_err(Error::backend)?;
                 let primary = Route::with_key(cache_key.as_bytes(), SlotAddr::Master);
                 let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary));
                 reply_as(
                     conn.route_command(wait, route)
                         .await
                         .map_err(Error::backend)?,
-                )?
+                )
             }
-        };
+        }
+    }
+
+    /// Fewer replicas than asked for is a warning, not an error: the
+    /// session is deleted on the primary.
+    fn check(&self, acked: i64) {
         if acked < i64::from(self.replicas) {
             tracing::warn!(
                 target: "sesame::store",
                 acked,
                 replicas = self.replicas,
-                timeout_ms = millis,
+                timeout_ms = self.timeout.as_millis(),
                 "a session was deleted on the Redis primary, but fewer replicas than asked \
                  for confirmed it in time: a failover now could bring it back"
             );
         }
-        Ok(())
     }
 }
 
@@ -487,6 +523,23 @@ impl RedisStore {
         self.conn.clone()
     }
 
+    /// The connection a save with these expiry arguments goes through: one
+    /// that deletes the record (it is already past its expiry, as a
+    /// rotation retiring its old key writes it) goes where deletes go when
+    /// they wait for replicas, so that the `WAIT` after it counts it.
+    fn conn_for(&self, expiry: (&str, u64)) -> Conn {
+        match self.waits_for(expiry) {
+            Some(wait) => wait.conn.clone(),
+            None => self.conn(),
+        }
+    }
+
+    /// The replica wait of a save with these expiry arguments: only a save
+    /// that deletes waits.
+    fn waits_for(&self, expiry: (&str, u64)) -> Option<&ReplicaWait> {
+        self.replica_wait.as_deref().filter(|_| expiry == GONE)
+    }
+
     /// Runs one call of the store within its timeout: running out of time
     /// is [`Error::Timeout`].
     ///
@@ -494,8 +547,18 @@ impl RedisStore {
     /// twice in its state (as its argument, and inside the `Timeout`),
     /// doubling the boxed future of every store call.
     fn bounded<T>(&self, call: impl Future<Output = Result<T>>) -> impl Future<Output = Result<T>> {
+        self.bounded_by(self.timeout, call)
+    }
+
+    /// As [`bounded`](Self::bounded), within `within`.
+    #[allow(clippy::unused_self)] // a method, as `bounded` is
+    fn bounded_by<T>(
+        &self,
+        within: Duration,
+        call: impl Future<Output = Result<T>>,
+    ) -> impl Future<Output = Result<T>> {
         use futures_util::FutureExt as _;
-        tokio::time::timeout(self.timeout, call).map(|r| r.unwrap_or(Err(Error::Timeout)))
+        tokio::time::timeout(within, call).map(|r| r.unwrap_or(Err(Error::Timeout)))
     }
 
     /// Sends one command and reads its reply as a `T`.
@@ -546,7 +609,10 @@ impl RedisStore {
     /// pickled arguments in its error, which the client cannot read.
     async fn save_if_unchanged(&self, save: &Cas<'_>) -> Result<i64> {
         if self.functions.load(Ordering::Relaxed) == FUNCTIONS_UNKNOWN {
-            match self.load_library(&mut self.conn()).await {
+            match self
+                .load_library(&mut self.conn_for((save.unit, save.ttl)))
+                .await
+            {
                 Ok(()) => self.functions.store(FUNCTIONS_YES, Ordering::Relaxed),
                 Err(e) if matches!(e.kind(), ErrorKind::Server(_)) => {
                     self.save_by_script_from_now(&e);
@@ -556,7 +622,7 @@ impl RedisStore {
         }
         if self.functions.load(Ordering::Relaxed) == FUNCTIONS_YES {
             let cmd = self.cas_command("FCALL", SAVE_FUNCTION, save);
-            let mut conn = self.conn();
+            let mut conn = self.conn_for((save.unit, save.ttl));
             let reply = match conn.send(&cmd).await {
                 Err(e) if is_function_missing(&e) => match self.load_library(&mut conn).await {
                     Ok(()) => conn.send(&cmd).await,
@@ -635,7 +701,7 @@ impl RedisStore {
     /// answers `NOSCRIPT`: the script is loaded and the call sent once more.
     async fn save_by_script(&self, save: &Cas<'_>) -> Result<i64> {
         let cmd = self.cas_command("EVALSHA", self.script.get_hash(), save);
-        let mut conn = self.conn();
+        let mut conn = self.conn_for((save.unit, save.ttl));
         let reply = match conn.send(&cmd).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 self.script
@@ -978,7 +1044,13 @@ impl SessionStore for RedisStore {
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
         let value = Bytes::from(encode(&record.data));
         let (unit, ttl) = expiry_args(record.expires_at);
-        self.bounded(async {
+        // A save of a record past its expiry deletes it: with a replica
+        // wait, it waits as a delete does, and may take as long.
+        let waits = self.waits_for((unit, ttl));
+        let within = self
+            .timeout
+            .saturating_add(waits.map_or(Duration::ZERO, |w| w.timeout));
+        self.bounded_by(within, async {
             match &record.version {
                 Some(version) => {
                     let outcome = self
@@ -999,10 +1071,15 @@ impl SessionStore for RedisStore {
                 None => {
                     // Only while the key exists: a save never re-creates.
                     let set = self.set_command(key, &value, Some("XX"), (unit, ttl));
-                    if self.query::<Option<String>>(&set).await?.is_none() {
+                    let reply = self.conn_for((unit, ttl)).send(&set).await;
+                    if reply_as::<Option<String>>(reply.map_err(Error::backend)?)?.is_none() {
                         return Err(Error::Missing);
                     }
                 }
+            }
+            if let Some(wait) = waits {
+                // Boxed: the common save never waits, and keeps its future small.
+                Box::pin(wait.wait_after_write(&self.keys.key(key))).await?;
             }
             Ok(())
         })
@@ -1015,11 +1092,10 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, key: &SessionKey) -> Result<()> {
         if let Some(wait) = &self.replica_wait {
-            use futures_util::FutureExt as _;
             // The call's own time, and the wait's on top of it.
             let within = self.timeout.saturating_add(wait.timeout);
-            return tokio::time::timeout(within, wait.delete(self.keys.key(key)))
-                .map(|r| r.unwrap_or(Err(Error::Timeout)))
+            return self
+                .bounded_by(within, wait.delete(&self.keys.key(key)))
                 .await;
         }
         let mut del = redis::cmd("DEL");
@@ -1085,9 +1161,13 @@ fn expiry_args(expires_at: OffsetDateTime) -> (&'static str, u64) {
     let ms = (expires_at - OffsetDateTime::now_utc()).whole_milliseconds();
     match u64::try_from(ms) {
         Ok(ms) if ms > 0 => ("PX", ms),
-        _ => ("PXAT", 1),
+        _ => GONE,
     }
 }
+
+/// The expiry arguments of a record already past its expiry: a `SET` with
+/// them deletes the key.
+const GONE: (&str, u64) = ("PXAT", 1);
 
 /// The seed nodes of a `redis+cluster://` URL, as `redis://` URLs; `None`
 /// when the URL names a standalone server.
