@@ -596,6 +596,42 @@ impl RedisStore {
         }
     }
 
+    /// A save's write: the compare-and-swap when the record carries the
+    /// version it was loaded with, else `SET XX` (only while the key
+    /// exists: a save never re-creates).
+    async fn write(
+        &self,
+        key: &SessionKey,
+        record: &Record,
+        value: &[u8],
+        (unit, ttl): (&'static str, u64),
+    ) -> Result<()> {
+        match &record.version {
+            Some(version) => {
+                let cas = Cas {
+                    key,
+                    expected: version.as_bytes(),
+                    value,
+                    unit,
+                    ttl,
+                };
+                match self.save_if_unchanged(&cas).await? {
+                    1 => Ok(()),
+                    0 => Err(Error::Conflict),
+                    _ => Err(Error::Missing),
+                }
+            }
+            None => {
+                let set = self.set_command(key, value, Some("XX"), (unit, ttl));
+                let reply = self.conn_for((unit, ttl)).send(&set).await;
+                match reply_as::<Option<String>>(reply.map_err(Error::backend)?)? {
+                    Some(_) => Ok(()),
+                    None => Err(Error::Missing),
+                }
+            }
+        }
+    }
+
     /// Saves with the compare-and-swap in one round trip: [`SAVE_FUNCTION`]
     /// by `FCALL` where the server has functions, else [`SAVE_IF_UNCHANGED`]
     /// by `EVALSHA`.
@@ -639,7 +675,8 @@ impl RedisStore {
                 Err(e) => return Err(Error::backend(e)),
             }
         }
-        self.save_by_script(save).await
+        // Boxed: on Redis 7 the rare path, kept out of every save's future.
+        Box::pin(self.save_by_script(save)).await
     }
 
     /// The server cannot run the save function (`why`): every save from
@@ -1043,47 +1080,24 @@ impl SessionStore for RedisStore {
 
     async fn save(&self, key: &SessionKey, record: &Record) -> Result<Saved> {
         let value = Bytes::from(encode(&record.data));
-        let (unit, ttl) = expiry_args(record.expires_at);
-        // A save of a record past its expiry deletes it: with a replica
-        // wait, it waits as a delete does, and may take as long.
-        let waits = self.waits_for((unit, ttl));
-        let within = self
-            .timeout
-            .saturating_add(waits.map_or(Duration::ZERO, |w| w.timeout));
-        self.bounded_by(within, async {
-            match &record.version {
-                Some(version) => {
-                    let outcome = self
-                        .save_if_unchanged(&Cas {
-                            key,
-                            expected: version.as_bytes(),
-                            value: &value,
-                            unit,
-                            ttl,
-                        })
-                        .await?;
-                    match outcome {
-                        1 => {}
-                        0 => return Err(Error::Conflict),
-                        _ => return Err(Error::Missing),
-                    }
-                }
-                None => {
-                    // Only while the key exists: a save never re-creates.
-                    let set = self.set_command(key, &value, Some("XX"), (unit, ttl));
-                    let reply = self.conn_for((unit, ttl)).send(&set).await;
-                    if reply_as::<Option<String>>(reply.map_err(Error::backend)?)?.is_none() {
-                        return Err(Error::Missing);
-                    }
-                }
+        let expiry = expiry_args(record.expires_at);
+        match self.waits_for(expiry) {
+            None => {
+                self.bounded(self.write(key, record, &value, expiry))
+                    .await?;
             }
-            if let Some(wait) = waits {
+            // A save of a record past its expiry deletes it: with a replica
+            // wait, it waits as a delete does, and may take as long.
+            Some(wait) => {
+                let within = self.timeout.saturating_add(wait.timeout);
+                let write_then_wait = async {
+                    self.write(key, record, &value, expiry).await?;
+                    wait.wait_after_write(&self.keys.key(key)).await
+                };
                 // Boxed: the common save never waits, and keeps its future small.
-                Box::pin(wait.wait_after_write(&self.keys.key(key))).await?;
+                Box::pin(self.bounded_by(within, write_then_wait)).await?;
             }
-            Ok(())
-        })
-        .await?;
+        }
         Ok(Saved {
             key: key.clone(),
             version: Version::new(value),
