@@ -244,9 +244,9 @@ impl ReplicaWait {
             ),
             #[cfg(feature = "redis-cluster")]
             Conn::Cluster(conn) => {
-                let mut conn = conn.clone();
                 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 
+                let mut conn = conn.clone();
                 let primary = Route::with_key(cache_key.as_bytes(), SlotAddr::Master);
                 let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary));
                 reply_as(
@@ -442,13 +442,12 @@ impl RedisStore {
 
     /// Makes every delete — a logout's [`flush`](crate::Session::flush),
     /// the old key of [`cycle_key`](crate::Session::cycle_key), a revoke
-    /// ([`revoke_user_sessions`](crate::backends::revoke_user_sessions), `sesame
-    /// revoke` with `SESAME_REDIS_WAIT_REPLICAS`) — return only once
-    /// `replicas` replicas have it, or
-    /// after `timeout` (Redis `WAIT`), so that a failover right after a
-    /// logout does not bring the session back: Redis replicates
-    /// asynchronously, and a replica promoted before it saw the `DEL`
-    /// still holds the session.
+    /// ([`revoke_user_sessions`](crate::backends::revoke_user_sessions);
+    /// `sesame revoke` with `SESAME_REDIS_WAIT_REPLICAS`) — return only
+    /// once `replicas` replicas have it, or after `timeout` (Redis `WAIT`),
+    /// so that a failover right after a logout does not bring the session
+    /// back: Redis replicates asynchronously, and a replica promoted before
+    /// it saw the `DEL` still holds the session.
     ///
     /// Deletes go through a connection of their own, opened here as
     /// [`connect`](Self::connect) opened the store's (`WAIT` holds the
@@ -547,18 +546,7 @@ impl RedisStore {
     /// twice in its state (as its argument, and inside the `Timeout`),
     /// doubling the boxed future of every store call.
     fn bounded<T>(&self, call: impl Future<Output = Result<T>>) -> impl Future<Output = Result<T>> {
-        self.bounded_by(self.timeout, call)
-    }
-
-    /// As [`bounded`](Self::bounded), within `within`.
-    #[allow(clippy::unused_self)] // a method, as `bounded` is
-    fn bounded_by<T>(
-        &self,
-        within: Duration,
-        call: impl Future<Output = Result<T>>,
-    ) -> impl Future<Output = Result<T>> {
-        use futures_util::FutureExt as _;
-        tokio::time::timeout(within, call).map(|r| r.unwrap_or(Err(Error::Timeout)))
+        within(self.timeout, call)
     }
 
     /// Sends one command and reads its reply as a `T`.
@@ -762,6 +750,15 @@ struct Cas<'a> {
     value: &'a [u8],
     unit: &'a str,
     ttl: u64,
+}
+
+/// `call` within `limit`: running out of time is [`Error::Timeout`].
+fn within<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T>>,
+) -> impl Future<Output = Result<T>> {
+    use futures_util::FutureExt as _;
+    tokio::time::timeout(limit, call).map(|r| r.unwrap_or(Err(Error::Timeout)))
 }
 
 /// A reply read as a `T`.
@@ -1089,13 +1086,13 @@ impl SessionStore for RedisStore {
             // A save of a record past its expiry deletes it: with a replica
             // wait, it waits as a delete does, and may take as long.
             Some(wait) => {
-                let within = self.timeout.saturating_add(wait.timeout);
+                let limit = self.timeout.saturating_add(wait.timeout);
                 let write_then_wait = async {
                     self.write(key, record, &value, expiry).await?;
                     wait.wait_after_write(&self.keys.key(key)).await
                 };
                 // Boxed: the common save never waits, and keeps its future small.
-                Box::pin(self.bounded_by(within, write_then_wait)).await?;
+                Box::pin(within(limit, write_then_wait)).await?;
             }
         }
         Ok(Saved {
@@ -1107,10 +1104,8 @@ impl SessionStore for RedisStore {
     async fn delete(&self, key: &SessionKey) -> Result<()> {
         if let Some(wait) = &self.replica_wait {
             // The call's own time, and the wait's on top of it.
-            let within = self.timeout.saturating_add(wait.timeout);
-            return self
-                .bounded_by(within, wait.delete(&self.keys.key(key)))
-                .await;
+            let limit = self.timeout.saturating_add(wait.timeout);
+            return within(limit, wait.delete(&self.keys.key(key))).await;
         }
         let mut del = redis::cmd("DEL");
         del.arg(KeyArg(&self.keys, key));
