@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use tokio::process::{Child, Command};
 
-use common::{TempDir, free_port, http_get, shown_counter};
+use common::{TempDir, http_get, shown_counter};
+use sesame_conformance::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sesame");
 

@@ -17,6 +17,9 @@
 //!   that can be switched off and on. No mocking framework.
 //! - [`ToggleProxy`] is a TCP proxy with a switch, to take a real store
 //!   server down and back without touching the server itself.
+//! - [`free_port`] and [`free_ports`] give loopback ports for servers a
+//!   test starts itself: not twice in one process, and none the kernel
+//!   could give an outgoing connection meanwhile.
 //!
 //! # Examples
 //!
@@ -38,11 +41,13 @@
 mod doubles;
 mod http;
 mod listing;
+mod ports;
 mod proxy;
 mod races;
 mod store;
 
 pub use doubles::{Calls, CountingStore, FailingStore, Outage, SlowStore, ToggleStore};
+pub use ports::{free_port, free_ports};
 pub use proxy::ToggleProxy;
 pub use races::{Scale, figure};
 pub use store::{Caps, env_url};

@@ -16,7 +16,6 @@
 mod log_support;
 mod outage_support;
 
-use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration as StdDuration;
 
@@ -752,13 +751,7 @@ fn store_is_send_sync_clone_debug_without_data() {
 
 // ---- a real server stopped and restarted ---------------------------------------
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use sesame_conformance::free_port;
 
 /// A private memcached process, killed when dropped.
 struct Server {

@@ -17,7 +17,6 @@
 mod log_support;
 mod outage_support;
 
-use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -51,30 +50,7 @@ const TEST_LIMIT: Duration = Duration::from_secs(60);
 
 // ---- a private redis-server ------------------------------------------------------
 
-/// Ports nobody listens on, distinct from each other and from every port
-/// this process handed out before: tests run in parallel, and a port freed
-/// here may be offered again by the kernel before the server of the test
-/// that got it has bound it (the second server would then fail to start,
-/// and its test talk to the first).
-fn free_ports<const N: usize>() -> [u16; N] {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut handed_out = HANDED_OUT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    // Every listener is held until all N are chosen.
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < N {
-        let listener = StdListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            ports.push(port);
-        }
-        held.push(listener);
-    }
-    std::array::from_fn(|i| ports[i])
-}
+use sesame_conformance::free_ports;
 
 /// A private `redis-server`, killed when dropped.
 struct Server {

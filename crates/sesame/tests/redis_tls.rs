@@ -26,7 +26,6 @@
 )]
 
 use std::io::ErrorKind;
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -202,13 +201,7 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use sesame_conformance::free_port;
 
 /// The server shared by every test, started on first use (`None`: skipped).
 async fn server() -> Option<&'static TlsServer> {

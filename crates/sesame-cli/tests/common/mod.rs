@@ -168,14 +168,6 @@ fn parse_response(raw: &[u8]) -> Reply {
     }
 }
 
-/// A port nothing listens on right now.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("an ephemeral port")
-        .port()
-}
-
 /// The counter value the seed's page shows.
 pub(crate) fn shown_counter(page: &str) -> i64 {
     let start = page.find("Counter : <b>").expect("the seed's page") + "Counter : <b>".len();
