@@ -31,7 +31,7 @@ use sesame::backends::{
 };
 use sesame::codec::SessionMap;
 use sesame::{Error, Session, SessionKey, SessionManagerLayer, Settings};
-use sesame_conformance::Caps;
+use sesame_conformance::{Caps, free_port};
 use time::{Duration, OffsetDateTime};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -750,8 +750,6 @@ fn store_is_send_sync_clone_debug_without_data() {
 }
 
 // ---- a real server stopped and restarted ---------------------------------------
-
-use sesame_conformance::free_port;
 
 /// A private memcached process, killed when dropped.
 struct Server {

@@ -30,6 +30,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use sesame::backends::{Record, RedisStore, SessionStore};
 use sesame::{Session, SessionKey, SessionManagerLayer, Settings};
+use sesame_conformance::free_ports;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -49,8 +50,6 @@ const RECOVERY: Duration = Duration::from_secs(1);
 const TEST_LIMIT: Duration = Duration::from_secs(60);
 
 // ---- a private redis-server ------------------------------------------------------
-
-use sesame_conformance::free_ports;
 
 /// A private `redis-server`, killed when dropped.
 struct Server {

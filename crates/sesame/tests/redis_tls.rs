@@ -42,7 +42,7 @@ use serde_json::json;
 use sesame::backends::{Record, RedisStore, SessionStore};
 use sesame::codec::SessionMap;
 use sesame::{Error, Session, SessionKey, SessionManagerLayer};
-use sesame_conformance::Caps;
+use sesame_conformance::{Caps, free_port};
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
 
@@ -200,8 +200,6 @@ fn temp_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create the temp dir");
     dir
 }
-
-use sesame_conformance::free_port;
 
 /// The server shared by every test, started on first use (`None`: skipped).
 async fn server() -> Option<&'static TlsServer> {

@@ -153,7 +153,6 @@ enum Opener {
     Single(redis::Client, ConnectionManagerConfig),
     /// A cluster: its seed nodes (`redis://` URLs) and the timeout of a
     /// connection attempt.
-    #[cfg_attr(not(feature = "redis-cluster"), allow(dead_code))]
     Cluster(Vec<String>, Duration),
 }
 
